@@ -1,0 +1,175 @@
+"""Every gate of one ``nn.LSTM`` call, computed fast and exactly (the engine behind ``trace``).
+
+Two ways to the same numbers, chosen by size (REFERENCES §2 has the measurements):
+
+- ``"recompute"`` (small batches): run PyTorch's fused kernel for the hidden states, then
+  recompute every gate's pre-activation in one matrix product from the known ``h_{t-1}``,
+  and the cell state by a parallel prefix scan of ``c_t = f_t c_{t-1} + i_t g_t`` (log₂ T
+  rounds of elementwise work; no division, so no overflow however small the forget gate).
+- ``"loop"`` (large batches): one pass over time whose matrix work equals the fused kernel's
+  (the input projection of all steps in one product, one ``h W_hh`` product per step) and
+  whose elementwise work is done in place, straight into the output buffers.
+
+All computation is time-major ``(T, B, ·)``; results are returned batch-major ``(B, T, ·)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .weights import DIRECTIONS, LayerWeights, layer_weights, num_directions
+
+# Batch × hidden size from which the per-step loop beats fused-forward + recompute (measured
+# on 2 cores: the crossover lies between B=16 and B=32 at H=128).
+LOOP_MIN_WORK = 4096
+ENGINES = ("auto", "loop", "recompute")
+
+
+def _ifog(w: LayerWeights) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weights transposed and re-ordered to gates i, f, o, g (three sigmoids side by side)."""
+    H = w.hidden_size
+    perm = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H),
+                      torch.arange(2 * H, 3 * H)]).to(w.w_ih.device)
+    return w.w_ih[perm].t(), w.w_hh[perm].t(), w.bias[perm]  # (in, 4H), (P, 4H), (4H,)
+
+
+def _run_loop(x: torch.Tensor, w: LayerWeights, h0: torch.Tensor, c0: torch.Tensor):
+    """x (T, B, in) → gates (T, B, 4H) in i,f,o,g order, cells (T, B, H), hidden (T, B, P)."""
+    T, B, _ = x.shape
+    H, P = w.hidden_size, w.output_size
+    w_x, w_h, b = _ifog(w)
+    G = torch.addmm(b, x.reshape(T * B, -1), w_x).view(T, B, 4 * H)  # (T, B, 4H)
+    C = x.new_empty(T, B, H)
+    Hs = x.new_empty(T, B, P)
+    tanh_c = x.new_empty(B, H)
+    unprojected = x.new_empty(B, H) if w.w_hr is not None else None
+    w_hr_t = w.w_hr.t() if w.w_hr is not None else None
+    h, c = h0, c0
+    for t in range(T):
+        g = G[t]  # (B, 4H)
+        g.addmm_(h, w_h)
+        g[:, :3 * H].sigmoid_()
+        g[:, 3 * H:].tanh_()
+        torch.mul(g[:, :H], g[:, 3 * H:], out=C[t])  # i ⊙ g
+        C[t].addcmul_(g[:, H:2 * H], c)  # + f ⊙ c_{t-1}
+        torch.tanh(C[t], out=tanh_c)
+        if unprojected is None:
+            torch.mul(g[:, 2 * H:3 * H], tanh_c, out=Hs[t])  # o ⊙ tanh(c)
+        else:
+            torch.mul(g[:, 2 * H:3 * H], tanh_c, out=unprojected)
+            torch.mm(unprojected, w_hr_t, out=Hs[t])  # W_hr (o ⊙ tanh c)
+        h, c = Hs[t], C[t]
+    return G, C, Hs
+
+
+def _scan_cells(f: torch.Tensor, u: torch.Tensor, c0: torch.Tensor) -> torch.Tensor:
+    """All c_t of c_t = f_t c_{t-1} + u_t, (T, B, H), by a Hillis–Steele prefix scan."""
+    a = f
+    s = u.clone()
+    s[0].addcmul_(f[0], c0)
+    T, d = f.shape[0], 1
+    while d < T:
+        nxt = s.clone()
+        nxt[d:].addcmul_(a[d:], s[:-d])  # compose (a_t, s_t) with the segment d steps back
+        if 2 * d < T:
+            a_next = a.clone()
+            a_next[d:].mul_(a[:-d])
+            a = a_next
+        s, d = nxt, 2 * d
+    return s
+
+
+def _run_recompute(x: torch.Tensor, w: LayerWeights, h0: torch.Tensor, c0: torch.Tensor):
+    """Same results as ``_run_loop``: fused forward for h, then gates and cells recomputed."""
+    T, B, _ = x.shape
+    H = w.hidden_size
+    params = [w.w_ih, w.w_hh, w.bias, torch.zeros_like(w.bias)]
+    if w.w_hr is not None:
+        params.append(w.w_hr)
+    Hs, _, _ = torch.lstm(x, (h0[None], c0[None]), params, True, 1, 0.0, False, False, False)
+    w_x, w_h, b = _ifog(w)
+    G = torch.addmm(b, x.reshape(T * B, -1), w_x).view(T, B, 4 * H)  # (T, B, 4H)
+    G[0].addmm_(h0, w_h)
+    if T > 1:
+        G[1:].view(-1, 4 * H).addmm_(Hs[:-1].reshape((T - 1) * B, -1), w_h)
+    G[..., :3 * H].sigmoid_()
+    G[..., 3 * H:].tanh_()
+    C = _scan_cells(G[..., H:2 * H], G[..., :H] * G[..., 3 * H:], c0)
+    return G, C, Hs
+
+
+def reverse_within(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Reverse each sequence of ``x`` (B, T, ...) within its own length; padding stays put.
+
+    The permutation is its own inverse, so the same call maps back to input order.
+    """
+    T = x.shape[1]
+    if lengths is None or bool((lengths == T).all()):
+        return x.flip(1)
+    t = torch.arange(T, device=x.device)[None, :]  # (1, T)
+    L = lengths.to(x.device)[:, None]  # (B, 1)
+    idx = torch.where(t < L, L - 1 - t, t)  # (B, T)
+    idx = idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(1, idx)
+
+
+def trace_lstm(
+    lstm: nn.LSTM,
+    x: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    state: tuple[torch.Tensor, torch.Tensor] | None = None,
+    dtype: torch.dtype = torch.float32,
+    engine: str = "auto",
+) -> dict[str, torch.Tensor]:
+    """The six series of every layer and direction of ``lstm`` run on ``x``.
+
+    ``x`` is batch-major ``(B, T, in)``, already checked; ``lengths`` ``(B,)`` or ``None``;
+    ``state`` is ``(h0, c0)`` in ``nn.LSTM``'s layout. Returns ``{"layers.k.forward.cell":
+    (B, T, units), ...}`` in input order, with zeros at padded steps.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    B, T, _ = x.shape
+    D = num_directions(lstm)
+    device = lstm.weight_ih_l0.device
+    x = x.detach().to(device=device, dtype=dtype)
+    if engine == "auto":
+        engine = "loop" if B * lstm.hidden_size >= LOOP_MIN_WORK else "recompute"
+    run = _run_loop if engine == "loop" else _run_recompute
+    mask = None
+    if lengths is not None:
+        lengths = lengths.to(device)
+        mask = (torch.arange(T, device=device)[None, :] < lengths[:, None])[..., None]
+    out: dict[str, torch.Tensor] = {}
+    layer_in = x
+    with torch.no_grad():
+        for k in range(lstm.num_layers):
+            hiddens = []
+            for d in range(D):
+                w = layer_weights(lstm, k, d, dtype)
+                if state is None:
+                    h0 = x.new_zeros(B, w.output_size)
+                    c0 = x.new_zeros(B, w.hidden_size)
+                else:
+                    h0 = state[0][k * D + d].detach().to(device=device, dtype=dtype)
+                    c0 = state[1][k * D + d].detach().to(device=device, dtype=dtype)
+                seq = layer_in if d == 0 else reverse_within(layer_in, lengths)
+                G, C, Hs = run(seq.transpose(0, 1).contiguous(), w, h0, c0)
+                H = w.hidden_size
+                series = {  # each (B, T, units), processing order
+                    "input_gate": G[..., :H], "forget_gate": G[..., H:2 * H],
+                    "cell_candidate": G[..., 3 * H:], "output_gate": G[..., 2 * H:3 * H],
+                    "cell": C, "hidden": Hs,
+                }
+                prefix = f"layers.{k}.{DIRECTIONS[d]}."
+                for name, s in series.items():
+                    s = s.transpose(0, 1)
+                    if d == 1:
+                        s = reverse_within(s, lengths)
+                    if mask is not None:
+                        s = s.masked_fill(~mask, 0.0)
+                    out[prefix + name] = s
+                hiddens.append(out[prefix + "hidden"])
+            layer_in = torch.cat(hiddens, dim=2) if D == 2 else hiddens[0]
+    return out
