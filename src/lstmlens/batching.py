@@ -40,7 +40,9 @@ def pad_batch(
     return out, lengths
 
 
-def batches(n: int, batch_size: int, rng: np.random.Generator | None = None) -> Iterator[np.ndarray]:
+def batches(
+    n: int, batch_size: int, rng: np.random.Generator | None = None
+) -> Iterator[np.ndarray]:
     """Index arrays of consecutive batches of ``range(n)``, shuffled when ``rng`` is given."""
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for start in range(0, n, batch_size):

@@ -1,4 +1,4 @@
-"""Model directories: ``config.json`` + ``model.safetensors`` + ``tokenizer.json`` + ``metrics.json``.
+"""Model directories: config.json + model.safetensors + tokenizer.json + metrics.json.
 
 Nothing is ever unpickled: weights are safetensors, everything else JSON. Saving is atomic
 (a finished directory replaces the old one in one rename), so a failed or interrupted run
