@@ -5,49 +5,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from rich.console import Console
 
 from .batching import pad_batch
 from .console import print_gates
 from .datasets import load_japanese_vowels
-from .modeldir import save
-from .models import ClassifierConfig, LSTMClassifier
+from .tasks import train_task
 from .tracing import trace
-from .training import evaluate, fit
-
-
-def train_speech(
-    out: str | Path, *, epochs: int = 30, seed: int = 0, hidden_sizes=(128, 64),
-    data: str | None = None, progress: bool = True, console: Console | None = None,
-) -> LSTMClassifier:
-    """Train the seed's §5 stacked LSTM on Japanese Vowels (speaker of 12-coefficient frames)
-    and save it, with test metrics and a majority baseline, to the directory ``out``."""
-    console = console or Console()
-    splits = load_japanese_vowels(data=data, seed=seed)
-    console.print(f"Japanese Vowels: {len(splits.train)} train, {len(splits.validation)} "
-                  f"validation, {len(splits.test)} test utterances; 12 LPC cepstra per frame, "
-                  f"{len(splits.classes)} speakers")
-    torch.manual_seed(seed)
-    model = LSTMClassifier(ClassifierConfig(num_classes=len(splits.classes), input_size=12,
-                                            hidden_sizes=list(hidden_sizes), standardize=True))
-    model.fit_standardization(splits.train.inputs)
-    history = fit(model, splits.train, splits.validation, epochs=epochs, seed=seed,
-                  progress=progress)
-    test = evaluate(model, splits.test)
-    majority = int(np.bincount(splits.train.labels).argmax())
-    metrics = {
-        "test": test,
-        "validation": evaluate(model, splits.validation),
-        "baselines": {"majority": {"accuracy": float(np.mean(splits.test.labels == majority))}},
-        "training": history.to_dict(),
-    }
-    meta = {"task": "speech/japanese_vowels", "classes": splits.classes,
-            "feature_names": splits.feature_names, "data": splits.source, "seed": seed}
-    save(model, out, metrics=metrics, meta=meta)
-    model.meta, model.metrics = meta, metrics
-    return model
 
 
 def run_demo(out: str | Path = "runs/demo-speech", *, epochs: int = 30, seed: int = 0,
@@ -56,8 +21,8 @@ def run_demo(out: str | Path = "runs/demo-speech", *, epochs: int = 30, seed: in
     """Train, report test accuracy, and print the gates of one test utterance."""
     console = console or Console()
     start = time.perf_counter()
-    model = train_speech(out, epochs=epochs, seed=seed, data=data, progress=progress,
-                         console=console)
+    model = train_task("speech", out, epochs=epochs, seed=seed, data=data, progress=progress,
+                       console=console).model
     m = model.metrics
     console.print(f"[bold]test accuracy {m['test']['accuracy']:.1%}[/] "
                   f"(majority baseline {m['baselines']['majority']['accuracy']:.1%}); "

@@ -26,20 +26,19 @@ LOOP_MIN_WORK = 4096
 ENGINES = ("auto", "loop", "recompute")
 
 
-def _ifog(w: LayerWeights) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Weights transposed and re-ordered to gates i, f, o, g (three sigmoids side by side)."""
-    H = w.hidden_size
-    perm = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H),
-                      torch.arange(2 * H, 3 * H)]).to(w.w_ih.device)
-    return w.w_ih[perm].t(), w.w_hh[perm].t(), w.bias[perm]  # (in, 4H), (P, 4H), (4H,)
+def _activate(g: torch.Tensor, H: int) -> None:
+    """In place: σ on the i, f, o blocks and tanh on the g block of pre-activations (…, 4H)."""
+    g[..., : 2 * H].sigmoid_()
+    g[..., 2 * H:3 * H].tanh_()
+    g[..., 3 * H:].sigmoid_()
 
 
 def _run_loop(x: torch.Tensor, w: LayerWeights, h0: torch.Tensor, c0: torch.Tensor):
-    """x (T, B, in) → gates (T, B, 4H) in i,f,o,g order, cells (T, B, H), hidden (T, B, P)."""
+    """x (T, B, in) → gates (T, B, 4H) in i,f,g,o order, cells (T, B, H), hidden (T, B, P)."""
     T, B, _ = x.shape
     H, P = w.hidden_size, w.output_size
-    w_x, w_h, b = _ifog(w)
-    G = torch.addmm(b, x.reshape(T * B, -1), w_x).view(T, B, 4 * H)  # (T, B, 4H)
+    w_h = w.w_hh.t()  # (P, 4H)
+    G = torch.addmm(w.bias, x.reshape(T * B, -1), w.w_ih.t()).view(T, B, 4 * H)  # (T, B, 4H)
     C = x.new_empty(T, B, H)
     Hs = x.new_empty(T, B, P)
     tanh_c = x.new_empty(B, H)
@@ -49,34 +48,42 @@ def _run_loop(x: torch.Tensor, w: LayerWeights, h0: torch.Tensor, c0: torch.Tens
     for t in range(T):
         g = G[t]  # (B, 4H)
         g.addmm_(h, w_h)
-        g[:, :3 * H].sigmoid_()
-        g[:, 3 * H:].tanh_()
-        torch.mul(g[:, :H], g[:, 3 * H:], out=C[t])  # i ⊙ g
+        _activate(g, H)
+        torch.mul(g[:, :H], g[:, 2 * H:3 * H], out=C[t])  # i ⊙ g
         C[t].addcmul_(g[:, H:2 * H], c)  # + f ⊙ c_{t-1}
         torch.tanh(C[t], out=tanh_c)
         if unprojected is None:
-            torch.mul(g[:, 2 * H:3 * H], tanh_c, out=Hs[t])  # o ⊙ tanh(c)
+            torch.mul(g[:, 3 * H:], tanh_c, out=Hs[t])  # o ⊙ tanh(c)
         else:
-            torch.mul(g[:, 2 * H:3 * H], tanh_c, out=unprojected)
+            torch.mul(g[:, 3 * H:], tanh_c, out=unprojected)
             torch.mm(unprojected, w_hr_t, out=Hs[t])  # W_hr (o ⊙ tanh c)
         h, c = Hs[t], C[t]
     return G, C, Hs
 
 
 def _scan_cells(f: torch.Tensor, u: torch.Tensor, c0: torch.Tensor) -> torch.Tensor:
-    """All c_t of c_t = f_t c_{t-1} + u_t, (T, B, H), by a Hillis–Steele prefix scan."""
-    a = f
+    """All c_t of c_t = f_t c_{t-1} + u_t, (T, B, H), by a Hillis–Steele prefix scan.
+
+    After the round with offset d, s_t = c_t computed from the 2d steps up to t; pairs
+    (a, s) compose as (a₂a₁, a₂s₁ + s₂). Products of forget gates only shrink towards 0,
+    so there is nothing to overflow (unlike the closed form c_t = Π f · Σ u / Π f).
+    """
+    T = f.shape[0]
     s = u.clone()
     s[0].addcmul_(f[0], c0)
-    T, d = f.shape[0], 1
+    a = f
+    spare_s = torch.empty_like(s)
+    spare_a = torch.empty_like(s) if T > 2 else None
+    d = 1
     while d < T:
-        nxt = s.clone()
-        nxt[d:].addcmul_(a[d:], s[:-d])  # compose (a_t, s_t) with the segment d steps back
+        spare_s[:d] = s[:d]
+        torch.addcmul(s[d:], a[d:], s[:-d], out=spare_s[d:])
+        s, spare_s = spare_s, s
         if 2 * d < T:
-            a_next = a.clone()
-            a_next[d:].mul_(a[:-d])
-            a = a_next
-        s, d = nxt, 2 * d
+            spare_a[:d] = a[:d]
+            torch.mul(a[d:], a[:-d], out=spare_a[d:])
+            a, spare_a = spare_a, (a if a is not f else torch.empty_like(f))
+        d *= 2
     return s
 
 
@@ -88,14 +95,13 @@ def _run_recompute(x: torch.Tensor, w: LayerWeights, h0: torch.Tensor, c0: torch
     if w.w_hr is not None:
         params.append(w.w_hr)
     Hs, _, _ = torch.lstm(x, (h0[None], c0[None]), params, True, 1, 0.0, False, False, False)
-    w_x, w_h, b = _ifog(w)
-    G = torch.addmm(b, x.reshape(T * B, -1), w_x).view(T, B, 4 * H)  # (T, B, 4H)
+    w_h = w.w_hh.t()  # (P, 4H)
+    G = torch.addmm(w.bias, x.reshape(T * B, -1), w.w_ih.t()).view(T, B, 4 * H)  # (T, B, 4H)
     G[0].addmm_(h0, w_h)
     if T > 1:
         G[1:].view(-1, 4 * H).addmm_(Hs[:-1].reshape((T - 1) * B, -1), w_h)
-    G[..., :3 * H].sigmoid_()
-    G[..., 3 * H:].tanh_()
-    C = _scan_cells(G[..., H:2 * H], G[..., :H] * G[..., 3 * H:], c0)
+    _activate(G, H)
+    C = _scan_cells(G[..., H:2 * H], G[..., :H] * G[..., 2 * H:3 * H], c0)
     return G, C, Hs
 
 
@@ -159,7 +165,7 @@ def trace_lstm(
                 H = w.hidden_size
                 series = {  # each (B, T, units), processing order
                     "input_gate": G[..., :H], "forget_gate": G[..., H:2 * H],
-                    "cell_candidate": G[..., 3 * H:], "output_gate": G[..., 2 * H:3 * H],
+                    "cell_candidate": G[..., 2 * H:3 * H], "output_gate": G[..., 3 * H:],
                     "cell": C, "hidden": Hs,
                 }
                 prefix = f"layers.{k}.{DIRECTIONS[d]}."

@@ -45,6 +45,7 @@ def _trace_call(
 ) -> TracedModule:
     """Check one call's inputs the way ``nn.LSTM`` would take them, then trace it."""
     packed_lengths = None
+    check_finite(x.data if isinstance(x, PackedSequence) else as_tensor(x))
     if isinstance(x, PackedSequence):
         if lengths is not None:
             raise InputError("pass lengths either inside a PackedSequence or as `lengths`")
@@ -65,7 +66,6 @@ def _trace_call(
             f"inputs have {F} features per step but {name or 'the LSTM'} expects "
             f"input_size={lstm.input_size}"
         )
-    check_finite(x)
     if packed_lengths is not None:
         lengths = packed_lengths
     elif lengths is not None:

@@ -1,4 +1,9 @@
-"""One training loop for every lstmlens model (seed §5: Adam, cross-entropy, accuracy)."""
+"""One training loop for every lstmlens model (seed §5: Adam, a loss, a metric, early stopping).
+
+What differs between tasks — how a batch is built, the loss, the metrics — is an
+:class:`Objective`; classification (cross-entropy, accuracy) is the default. Other model
+kinds bring their own objective (next-token bits per character, forecast MAE, ...).
+"""
 
 from __future__ import annotations
 
@@ -16,9 +21,45 @@ from .batching import batches, pad_batch
 from .errors import InputError
 
 
-class Labelled(Protocol):
-    inputs: list
-    labels: np.ndarray
+class Objective(Protocol):
+    """How to train and score one kind of model.
+
+    ``step`` returns the mean loss of the batch (to back-propagate), the *sums* of each
+    metric over the batch, and the number of items those sums are over.
+    """
+
+    monitor: str  # the validation metric that picks the best epoch
+    higher_is_better: bool
+
+    def size(self, data: Any) -> int: ...
+
+    def batch(self, data: Any, idx: np.ndarray) -> Any: ...
+
+    def step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float], int]: ...
+
+
+class Classification:
+    """Sequences with one label each: cross-entropy loss, accuracy."""
+
+    monitor = "accuracy"
+    higher_is_better = True
+
+    def size(self, data: Any) -> int:
+        return len(data.inputs)
+
+    def batch(self, data: Any, idx: np.ndarray):
+        x, lengths = pad_batch([data.inputs[i] for i in idx])
+        return x, lengths, torch.as_tensor(np.asarray(data.labels)[idx], dtype=torch.long)
+
+    def step(self, model: nn.Module, batch):
+        x, lengths, y = batch
+        logits = model(x, lengths)
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= logits.shape[-1]):
+            raise InputError(f"labels must lie in 0..{logits.shape[-1] - 1} (the model's "
+                             f"classes), got {int(y.min())}..{int(y.max())}")
+        loss = nn.functional.cross_entropy(logits, y)
+        correct = int((logits.argmax(1) == y).sum())
+        return loss, {"loss": loss.item() * len(y), "accuracy": correct}, len(y)
 
 
 @dataclass
@@ -39,8 +80,8 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def predict_logits(model: nn.Module, data: Labelled | list, batch_size: int = 256) -> torch.Tensor:
-    """Logits ``[N, classes]`` for every sequence, in order, in eval mode."""
+def predict_logits(model: nn.Module, data: Any, batch_size: int = 256) -> torch.Tensor:
+    """Logits ``[N, classes]`` of a classifier for every sequence, in order, in eval mode."""
     seqs = data.inputs if hasattr(data, "inputs") else data
     model.eval()
     out = []
@@ -51,22 +92,31 @@ def predict_logits(model: nn.Module, data: Labelled | list, batch_size: int = 25
     return torch.cat(out)
 
 
-def evaluate(model: nn.Module, data: Labelled, batch_size: int = 256) -> dict[str, float]:
-    """Accuracy and mean cross-entropy of ``model`` on ``data``."""
-    if len(data.inputs) == 0:
+def evaluate(model: nn.Module, data: Any, objective: Objective | None = None,
+             batch_size: int = 256) -> dict[str, float]:
+    """Mean of each metric of ``objective`` (default: loss and accuracy) over ``data``."""
+    objective = objective or Classification()
+    n_items = objective.size(data)
+    if n_items == 0:
         raise InputError("cannot evaluate on an empty data set")
-    logits = predict_logits(model, data, batch_size)
-    y = torch.as_tensor(data.labels, dtype=torch.long)
-    loss = nn.functional.cross_entropy(logits, y).item()
-    acc = (logits.argmax(1) == y).double().mean().item()
-    return {"accuracy": acc, "loss": loss}
+    model.eval()
+    sums: dict[str, float] = {}
+    count = 0
+    with torch.no_grad():
+        for idx in batches(n_items, batch_size):
+            _, s, n = objective.step(model, objective.batch(data, idx))
+            for k, v in s.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            count += n
+    return {k: v / count for k, v in sums.items()}
 
 
 def fit(
     model: nn.Module,
-    train: Labelled,
-    validation: Labelled | None = None,
+    train: Any,
+    validation: Any | None = None,
     *,
+    objective: Objective | None = None,
     epochs: int = 30,
     batch_size: int = 32,
     lr: float = 3e-3,
@@ -75,60 +125,62 @@ def fit(
     seed: int = 0,
     progress: bool = True,
 ) -> History:
-    """Train with Adam and cross-entropy; keep the weights of the best validation accuracy.
+    """Train with Adam; keep the weights of the best validation score.
 
-    Stops early when validation accuracy has not improved for ``patience`` epochs (ties are
-    broken by the lower validation loss). The progress bar shows loss and accuracy.
+    Stops early when the objective's monitored validation metric has not improved for
+    ``patience`` epochs (ties are broken by the lower validation loss). The progress bar shows
+    loss and metric.
 
     Examples
     --------
     >>> history = fit(model, splits.train, splits.validation, epochs=20)  # doctest: +SKIP
     """
-    if len(train.inputs) == 0:
+    objective = objective or Classification()
+    n_items = objective.size(train)
+    if n_items == 0:
         raise InputError("the training set is empty")
     if epochs < 1 or batch_size < 1:
         raise InputError("epochs and batch_size must be ≥ 1")
     rng = seed_everything(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    y_all = torch.as_tensor(train.labels, dtype=torch.long)
     hist = History()
     best_key, best_state, bad = None, None, 0
+    sign = 1.0 if objective.higher_is_better else -1.0
+    mon = objective.monitor
     start = time.perf_counter()
-    n_batches = -(-len(train.inputs) // batch_size)
+    n_batches = -(-n_items // batch_size)
     columns = [TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(),
                TextColumn("{task.fields[status]}"), TimeElapsedColumn()]
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task("train", total=epochs * n_batches, epoch=0, status="")
         for epoch in range(1, epochs + 1):
             model.train()
-            losses, correct, seen = [], 0, 0
-            for idx in batches(len(train.inputs), batch_size, rng):
-                x, lengths = pad_batch([train.inputs[i] for i in idx])
-                y = y_all[idx]
-                logits = model(x, lengths)
-                loss = nn.functional.cross_entropy(logits, y)
+            sums: dict[str, float] = {}
+            seen = 0
+            for idx in batches(n_items, batch_size, rng):
+                loss, s, n = objective.step(model, objective.batch(train, idx))
                 opt.zero_grad()
                 loss.backward()
                 if clip:
                     nn.utils.clip_grad_norm_(model.parameters(), clip)
                 opt.step()
-                losses.append(loss.item())
-                correct += int((logits.argmax(1) == y).sum())
-                seen += len(idx)
+                for k, v in s.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                seen += n
                 bar.update(task, advance=1, epoch=epoch,
-                           status=f"loss {np.mean(losses):.3f} acc {correct / seen:.3f}")
-            row = {"epoch": epoch, "loss": float(np.mean(losses)), "accuracy": correct / seen}
-            if validation is not None and len(validation.inputs):
-                v = evaluate(model, validation)
-                row.update(val_loss=v["loss"], val_accuracy=v["accuracy"])
-                key = (v["accuracy"], -v["loss"])
+                           status=f"loss {sums['loss'] / seen:.3f} {mon} {sums[mon] / seen:.3f}")
+            row = {"epoch": epoch, **{k: v / seen for k, v in sums.items()}}
+            if validation is not None and objective.size(validation):
+                v = evaluate(model, validation, objective)
+                row.update({f"val_{k}": val for k, val in v.items()})
+                key = (sign * v[mon], -v["loss"])
                 if best_key is None or key > best_key:
                     best_key, best_state, bad = key, copy.deepcopy(model.state_dict()), 0
                     hist.best_epoch = epoch
                 else:
                     bad += 1
-                bar.update(task, status=f"loss {row['loss']:.3f} acc {row['accuracy']:.3f} "
-                                        f"val_acc {v['accuracy']:.3f}")
+                bar.update(task, status=f"loss {row['loss']:.3f} {mon} {row[mon]:.3f} "
+                                        f"val_{mon} {v[mon]:.3f}")
             else:
                 hist.best_epoch = epoch
             hist.epochs.append(row)

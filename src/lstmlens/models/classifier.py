@@ -1,4 +1,4 @@
-"""lstmlens's own models, built like the seed's §5 Keras example, and their registry.
+"""The stacked-LSTM sequence classifier, built like the seed's §5 Keras example.
 
 The seed's model is ``LSTM(128, return_sequences=True) → LSTM(64) → Dense(10, softmax)``:
 :class:`LSTMClassifier` with ``hidden_sizes=(128, 64)``. Each stacked LSTM is its own
@@ -15,20 +15,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .errors import InputError, ModelFormatError
-
-MODEL_KINDS: dict[str, type[nn.Module]] = {}
-
-
-def register_model(kind: str):
-    """Class decorator: make a model kind loadable from a model directory."""
-
-    def deco(cls: type[nn.Module]) -> type[nn.Module]:
-        cls.kind = kind
-        MODEL_KINDS[kind] = cls
-        return cls
-
-    return deco
+from ..errors import InputError
+from ..inputs import as_tensor, check_finite, check_lengths
+from .registry import register_model
 
 
 @dataclass
@@ -50,13 +39,27 @@ class ClassifierConfig:
     standardize: bool = False  # features: subtract a stored mean, divide by a stored std
 
     def __post_init__(self) -> None:
+        def whole(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        if isinstance(self.hidden_sizes, (str, bytes)) or not isinstance(
+                self.hidden_sizes, (list, tuple)) or not all(whole(h) for h in self.hidden_sizes):
+            raise InputError(f"hidden_sizes must be a list of whole numbers (units per LSTM "
+                             f"layer), got {self.hidden_sizes!r}")
         self.hidden_sizes = [int(h) for h in self.hidden_sizes]
         if (self.input_size is None) == (self.vocab_size is None):
             raise InputError("set exactly one of input_size (features) and vocab_size (tokens)")
+        for name, least in (("num_classes", 2), ("input_size", 1), ("vocab_size", 2),
+                            ("embedding_dim", 1)):
+            v = getattr(self, name)
+            if v is not None and (not whole(v) or v < least):
+                raise InputError(f"{name} must be a whole number ≥ {least}, got {v!r}")
         if self.pooling not in ("last", "attention"):
             raise InputError(f"pooling must be 'last' or 'attention', got {self.pooling!r}")
-        if not self.hidden_sizes or min(self.hidden_sizes) < 1 or self.num_classes < 2:
-            raise InputError("need at least one LSTM layer of ≥ 1 unit and ≥ 2 classes")
+        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            raise InputError("need at least one LSTM layer of ≥ 1 unit")
+        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise InputError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
 
 
 class AdditiveAttention(nn.Module):
@@ -88,7 +91,18 @@ class LSTMClassifier(nn.Module):
     def __init__(self, config: ClassifierConfig | dict[str, Any]):
         super().__init__()
         if isinstance(config, dict):
-            config = ClassifierConfig(**config)
+            known = set(ClassifierConfig.__dataclass_fields__)
+            unknown = sorted(set(config) - known)
+            if unknown:
+                raise InputError(f"unknown classifier setting(s) {unknown}; accepted: "
+                                 f"{sorted(known)}")
+            try:
+                config = ClassifierConfig(**config)
+            except TypeError as e:  # a required setting (num_classes) is missing
+                raise InputError(f"classifier config is incomplete: {e}") from None
+        elif not isinstance(config, ClassifierConfig):
+            raise InputError(f"config must be a ClassifierConfig or a dict, got "
+                             f"{type(config).__name__}")
         self.config = config
         c = config
         if c.vocab_size is not None:
@@ -118,16 +132,17 @@ class LSTMClassifier(nn.Module):
         """Refuse inputs of the wrong kind or shape, saying what this model takes."""
         c = self.config
         if self.embedding is not None:
-            if x.dim() != 2 or x.is_floating_point():
+            if x.dim() != 2 or x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
                 raise InputError(f"this model takes token ids [batch, time], got "
                                  f"{x.dtype} {tuple(x.shape)}")
             if x.numel() and (int(x.min()) < 0 or int(x.max()) >= c.vocab_size):
                 raise InputError(f"token ids must lie in 0..{c.vocab_size - 1}")
-        elif x.dim() != 3 or x.shape[-1] != c.input_size:
-            raise InputError(f"this model takes features [batch, time, {c.input_size}], got "
-                             f"shape {tuple(x.shape)}")
+        elif x.dim() != 3 or x.shape[-1] != c.input_size or not x.is_floating_point():
+            raise InputError(f"this model takes float features [batch, time, {c.input_size}], "
+                             f"got {x.dtype} {tuple(x.shape)}")
         if x.shape[0] == 0 or x.shape[1] == 0:
             raise InputError(f"inputs are empty (shape {tuple(x.shape)})")
+        check_finite(x)
 
     def encode(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states of the last LSTM layer, (B, T, H·D), zeros at padded steps."""
@@ -153,10 +168,13 @@ class LSTMClassifier(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None,
                 return_attention: bool = False):
         """Logits (B, classes); with ``return_attention`` also the weights (B, T)."""
+        x = as_tensor(x)
         self.check_inputs(x)
+        if x.is_floating_point():  # float64 or float16 features: compute in the model's dtype
+            x = x.to(self.head.weight.dtype)
         B, T = x.shape[:2]
         if lengths is not None:
-            lengths = torch.as_tensor(lengths, dtype=torch.long)
+            lengths = check_lengths(lengths, B, T)
         h = self.dropout(self.encode(x, lengths))  # (B, T, H·D)
         ar = torch.arange(T, device=h.device)
         L = lengths.to(h.device) if lengths is not None else torch.full((B,), T, device=h.device)
@@ -176,9 +194,17 @@ class LSTMClassifier(nn.Module):
         """Set the stored feature mean and std from training sequences ``[T_i, F]``."""
         if not self.config.standardize:
             raise InputError("this model was built with standardize=False")
+        if len(inputs) == 0:
+            raise InputError("fit_standardization needs at least one training sequence")
         x = torch.cat([torch.as_tensor(a, dtype=torch.float32) for a in inputs])  # (N, F)
+        if x.dim() != 2 or x.shape[1] != self.config.input_size:
+            raise InputError(f"fit_standardization takes sequences [time, "
+                             f"{self.config.input_size}], got frames {tuple(x.shape)}")
+        check_finite(x, "standardization inputs")
         self.input_mean.copy_(x.mean(0))
-        self.input_std.copy_(x.std(0).clamp_min(1e-6))
+        # one frame has no spread: keep the std at 1 rather than storing NaN
+        std = x.std(0) if x.shape[0] > 1 else torch.ones_like(x[0])
+        self.input_std.copy_(std.clamp_min(1e-6))
 
     def predict_proba(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         with torch.no_grad():
@@ -186,15 +212,3 @@ class LSTMClassifier(nn.Module):
 
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)
-
-
-def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
-    """A model of a registered kind from its config dict (as stored in ``config.json``)."""
-    if kind not in MODEL_KINDS:
-        raise ModelFormatError(
-            f"unknown model kind {kind!r}; this lstmlens knows {sorted(MODEL_KINDS)}"
-        )
-    try:
-        return MODEL_KINDS[kind](config)
-    except (TypeError, InputError) as e:
-        raise ModelFormatError(f"config of the {kind!r} model is invalid: {e}") from None

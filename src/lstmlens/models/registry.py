@@ -1,0 +1,41 @@
+"""The registry of model kinds: a model directory names its kind, the registry builds it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ..errors import ModelFormatError
+
+MODEL_KINDS: dict[str, type[nn.Module]] = {}
+
+
+def register_model(kind: str):
+    """Class decorator: make a model kind loadable from a model directory.
+
+    The class takes its config (a dataclass or its dict) as the only constructor argument and
+    has ``config_dict()``; ``kind`` is set on it.
+    """
+
+    def deco(cls: type[nn.Module]) -> type[nn.Module]:
+        cls.kind = kind
+        MODEL_KINDS[kind] = cls
+        return cls
+
+    return deco
+
+
+def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
+    """A model of a registered kind from its config dict (as stored in ``config.json``)."""
+    if kind not in MODEL_KINDS:
+        raise ModelFormatError(
+            f"unknown model kind {kind!r}; this lstmlens knows {sorted(MODEL_KINDS)}"
+        )
+    if not isinstance(config, dict):
+        raise ModelFormatError(f"config of the {kind!r} model must be a JSON object, got "
+                               f"{type(config).__name__}")
+    try:
+        return MODEL_KINDS[kind](config)
+    except (TypeError, ValueError) as e:  # ValueError covers InputError
+        raise ModelFormatError(f"config of the {kind!r} model is invalid: {e}") from None
