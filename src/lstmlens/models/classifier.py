@@ -147,12 +147,7 @@ class LSTMClassifier(nn.Module):
     def encode(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states of the last LSTM layer, (B, T, H·D), zeros at padded steps."""
         B, T = x.shape[:2]
-        if self.embedding is not None:
-            h = self.embedding(x)  # (B, T, E)
-        elif self.config.standardize:
-            h = (x - self.input_mean) / self.input_std  # (B, T, F)
-        else:
-            h = x
+        h = self.embed(x)  # (B, T, E)
         for i, lstm in enumerate(self.lstms):
             if i:
                 h = self.dropout(h)
@@ -209,6 +204,21 @@ class LSTMClassifier(nn.Module):
     def predict_proba(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         with torch.no_grad():
             return torch.softmax(self(x, lengths), dim=-1)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The first LSTM's inputs (B, T, E): embedded tokens or standardized features."""
+        if self.embedding is not None:
+            return self.embedding(x)
+        if self.config.standardize:
+            return (x - self.input_mean) / self.input_std
+        return x
+
+    def explainable_parts(self):
+        """The parts exact explanation methods follow (see :mod:`lstmlens.parts`)."""
+        from ..parts import ModelParts
+        return ModelParts(self, self.embed, list(self.lstms),
+                          "final" if self.attention is None else self.attention, self.head,
+                          self.embedding, self.input_kind)
 
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)
