@@ -4,7 +4,8 @@ import pytest
 import torch
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
-torch.set_num_threads(2)
+# One thread: deterministic, and immune to a busy machine's oversubscription.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -25,14 +25,21 @@ def pad_batch(
     """
     if len(seqs) == 0:
         raise InputError("cannot make a batch of zero sequences")
-    ts = [torch.as_tensor(np.asarray(s)) for s in seqs]
+    ts = []
+    for i, s in enumerate(seqs):
+        try:
+            ts.append(torch.as_tensor(np.asarray(s)))
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise InputError(f"sequence {i} is not an array of numbers [time, ...] "
+                             f"({type(s).__name__}: {e})") from None
     for i, t in enumerate(ts):
         if t.dim() == 0 or t.shape[0] == 0:
             raise InputError(f"sequence {i} is empty; every sequence needs at least one step")
         if t.shape[1:] != ts[0].shape[1:]:
             raise InputError(f"sequence {i} has step shape {tuple(t.shape[1:])}, sequence 0 "
                              f"has {tuple(ts[0].shape[1:])}")
-    dtype = torch.float32 if ts[0].is_floating_point() else torch.long
+    # one float sequence makes the batch float (ints would truncate it)
+    dtype = torch.float32 if any(t.is_floating_point() for t in ts) else torch.long
     lengths = torch.tensor([t.shape[0] for t in ts], dtype=torch.long)
     out = torch.full((len(ts), int(lengths.max()), *ts[0].shape[1:]), pad_value, dtype=dtype)
     for i, t in enumerate(ts):

@@ -10,6 +10,7 @@ from typing import Annotated
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -21,7 +22,9 @@ out = Console()
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escape: messages name shapes like "[batch, time, 12]", which rich would take as markup
+    one_line = " ".join(str(message).split())
+    err.print(f"[bold red]error:[/] {escape(one_line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -31,10 +34,12 @@ def _guard(fn):
     from .errors import LstmlensError
     try:
         return fn()
-    except (LstmlensError, DataUnavailableError, FileNotFoundError, PermissionError) as e:
+    except (LstmlensError, DataUnavailableError, OSError) as e:
         _fail(str(e))
     except KeyboardInterrupt:
         _fail("interrupted")
+    except Exception as e:  # a bug: still one line, never a traceback
+        _fail(f"unexpected {type(e).__name__}: {e} (this is a bug in lstmlens; please report it)")
 
 
 def _version(value: bool) -> None:
@@ -71,15 +76,16 @@ def _read_input(model, spec: str):
     path = Path(spec)
     if not path.exists():
         raise InputError(f"input {spec!r} is neither a file nor train:N / validation:N / test:N")
+    if path.suffix not in (".npy", ".csv", ".json"):
+        raise InputError(f"{path.name}: unknown file type {path.suffix or '(none)'!r}; input "
+                         "files must be .npy, .csv or .json")
     try:
         if path.suffix == ".npy":
             arr = np.load(path, allow_pickle=False)
         elif path.suffix == ".csv":
             arr = np.loadtxt(path, delimiter=",", ndmin=2)
-        elif path.suffix == ".json":
-            arr = np.asarray(json.loads(path.read_text()), dtype=np.float64)
         else:
-            raise InputError(f"{path.name}: input files must be .npy, .csv or .json")
+            arr = np.asarray(json.loads(path.read_text()), dtype=np.float64)
     except (ValueError, OSError) as e:
         raise InputError(f"cannot read {path}: {e}") from None
     arr = np.asarray(arr, dtype=np.float32)

@@ -31,6 +31,7 @@ class Decomposition:
     logits: torch.Tensor  # (n_spans, n_classes) the model's logits of each span's sequence
     bias: torch.Tensor  # (n_classes,)
     bias_rule: str = "code"
+    rows: torch.Tensor | None = None  # (n_spans,) the sequence of each span
 
     @property
     def delta(self) -> float:
@@ -83,22 +84,20 @@ def normalise_spans(spans: Any, lengths: torch.Tensor, single: bool) -> list[tup
     return out
 
 
-def decompose_rows(parts: ModelParts, x: torch.Tensor, lengths: torch.Tensor,
-                   spans: list[tuple[int, int, int]], dtype: torch.dtype,
-                   bias_rule: str = "code") -> Decomposition:
-    """CD of many spans at once; ``x`` is the raw model input batch, already checked."""
+def cd_rows(parts: ModelParts, x: torch.Tensor, lengths: torch.Tensor, rows: torch.Tensor,
+            in_span: torch.Tensor, features: torch.Tensor | None, dtype: torch.dtype,
+            bias_rule: str = "code", spans: list | None = None) -> Decomposition:
+    """CD of many rows at once. Row r decomposes sequence ``rows[r]`` with the steps where
+    ``in_span[r]`` (N, T) is true relevant — only the input features where ``features[r]``
+    (N, E) is true, when given. ``x`` is the raw model input batch, already checked."""
     if bias_rule not in ("code", "paper"):
         raise InputError(f"bias_rule must be 'code' (the whole sequence accounts for the "
                          f"whole prediction) or 'paper', got {bias_rule!r}")
     with torch.no_grad():
         emb = parts.embed(x).to(dtype)  # (B, T, E)
         B, T, _ = emb.shape
-        rows = torch.tensor([s[0] for s in spans], dtype=torch.long)
-        starts = torch.tensor([s[1] for s in spans])[:, None]
-        ends = torch.tensor([s[2] for s in spans])[:, None]
-        pos = torch.arange(T)[None, :]
-        in_span = (pos >= starts) & (pos <= ends)  # (N, T)
-        xr = emb[rows] * in_span[..., None]
+        keep = in_span[..., None] if features is None else in_span[..., None] & features[:, None]
+        xr = emb[rows] * keep  # (N, T, E)
         h = emb
         for lstm in parts.lstms:
             xr, xi, h = cd_lstm(lstm, h, xr, in_span, rows, lengths, bias_rule)
@@ -114,13 +113,13 @@ def decompose_rows(parts: ModelParts, x: torch.Tensor, lengths: torch.Tensor,
             att = parts.pooling
             if next(att.parameters()).dtype != dtype:
                 att = copy.deepcopy(att).to(dtype)
-            L = lengths
-            mask = torch.arange(T)[None, :] < L[:, None]
+            mask = torch.arange(T)[None, :] < lengths[:, None]
             pooled_true, alpha = att(h, mask)  # alpha (B, T)
             a = alpha.to(dtype)[rows][..., None]
             pb, pg = (a * xr).sum(1), (a * xi).sum(1)
         logits = pooled_true @ W.t() + bias  # (B, C)
-        return Decomposition(spans, pb @ W.t(), pg @ W.t(), logits[rows], bias, bias_rule)
+        return Decomposition(spans or [], pb @ W.t(), pg @ W.t(), logits[rows], bias,
+                             bias_rule, rows)
 
 
 def decompose(model: Any, inputs: Any, spans: Any, lengths: Any = None, *,
@@ -151,4 +150,9 @@ def decompose(model: Any, inputs: Any, spans: Any, lengths: Any = None, *,
         raise InputError(f"inputs are empty (shape {tuple(x.shape)})")
     L = (torch.as_tensor(lengths, dtype=torch.long).reshape(-1) if lengths is not None
          else torch.full((x.shape[0],), x.shape[1], dtype=torch.long))
-    return decompose_rows(parts, x, L, normalise_spans(spans, L, single), dtype, bias_rule)
+    spans = normalise_spans(spans, L, single)
+    rows = torch.tensor([s[0] for s in spans], dtype=torch.long)
+    pos = torch.arange(x.shape[1])[None, :]
+    in_span = (pos >= torch.tensor([s[1] for s in spans])[:, None]) & (
+        pos <= torch.tensor([s[2] for s in spans])[:, None])  # (N, T)
+    return cd_rows(parts, x, L, rows, in_span, None, dtype, bias_rule, spans)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .errors import InputError
 from .weights import DIRECTIONS, LayerWeights, layer_weights, num_directions
 
 # Batch × hidden size from which the per-step loop beats fused-forward + recompute (measured
@@ -135,7 +136,7 @@ def trace_lstm(
     (B, T, units), ...}`` in input order, with zeros at padded steps.
     """
     if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        raise InputError(f"engine must be one of {ENGINES}, got {engine!r}")
     B, T, _ = x.shape
     D = num_directions(lstm)
     device = lstm.weight_ih_l0.device

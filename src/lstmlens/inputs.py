@@ -15,7 +15,11 @@ def as_dtype(dtype: Any) -> torch.dtype:
     """``torch.float32``/``torch.float64`` or their names; anything else is refused."""
     table = {"float32": torch.float32, "float64": torch.float64,
              torch.float32: torch.float32, torch.float64: torch.float64}
-    if dtype not in table:
+    try:
+        known = dtype in table
+    except TypeError:  # unhashable, e.g. a list
+        known = False
+    if not known:
         raise InputError(f"dtype must be float32 or float64, got {dtype!r}")
     return table[dtype]
 
@@ -39,13 +43,18 @@ def as_tensor(x: Any, what: str = "inputs") -> torch.Tensor:
 
 def check_finite(x: torch.Tensor, what: str = "inputs") -> None:
     """Refuse NaN and inf, saying how many and where the first one is."""
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-        bad = (~torch.isfinite(x)).nonzero()
-        first = tuple(int(i) for i in bad[0])
-        raise InputError(
-            f"{what} contain {len(bad)} NaN/inf value(s), the first at index {first}; "
-            "only finite values are accepted"
-        )
+    if not x.is_floating_point() or x.numel() == 0:
+        return
+    # One reduction pass: a NaN/inf anywhere makes the sum non-finite (an overflowing sum of
+    # huge finite values only sends us to the exact check below).
+    if bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all()):
+        return
+    bad = (~torch.isfinite(x)).nonzero()
+    first = tuple(int(i) for i in bad[0])
+    raise InputError(
+        f"{what} contain {len(bad)} NaN/inf value(s), the first at index {first}; "
+        "only finite values are accepted"
+    )
 
 
 def check_lengths(lengths: Any, batch: int, steps: int) -> torch.Tensor:

@@ -37,6 +37,8 @@ def _read_json(path: Path, what: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelFormatError(f"{path.parent} has no {path.name} ({what})") from None
+    except OSError as e:  # a directory in its place, no permission, ...
+        raise ModelFormatError(f"cannot read {path} ({what}): {e}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelFormatError(f"{path} is not valid JSON ({what}): {e}") from None
 
@@ -82,6 +84,9 @@ def save(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; a model dir is like any other
         config = {"format": FORMAT, "format_version": FORMAT_VERSION,
                   "lstmlens_version": __version__, "kind": kind,
                   "config": model.config_dict(), "meta": meta or {}}
@@ -94,9 +99,15 @@ def save(
             _write_json(tmp / "tokenizer.json", tokenizer)
         old = None
         if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, old / "previous")
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old is not None:  # put the previous model back where it was
+                os.replace(old / "previous", path)
+                old.rmdir()
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:
@@ -124,7 +135,11 @@ def load(path: str | os.PathLike) -> nn.Module:
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
         raise ModelFormatError(f"{path / 'config.json'} is not an lstmlens model config; "
                                f"{accepted}")
-    if cfg.get("format_version", 0) > FORMAT_VERSION:
+    version = cfg.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ModelFormatError(f"{path / 'config.json'} has format_version {version!r}; "
+                               f"a whole number ≤ {FORMAT_VERSION} is accepted")
+    if version > FORMAT_VERSION:
         raise ModelFormatError(f"{path} was written by a newer lstmlens (format "
                                f"{cfg['format_version']}); upgrade lstmlens to read it")
     model = build_model(str(cfg.get("kind")), cfg.get("config") or {})
@@ -140,10 +155,13 @@ def load(path: str | os.PathLike) -> nn.Module:
     unexpected = sorted(set(state) - set(expected))
     wrong = [f"{k} {tuple(state[k].shape)} (config wants {tuple(v.shape)})"
              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    wrong += [f"{k} has dtype {state[k].dtype} (config wants {v.dtype})"
+              for k, v in expected.items()
+              if k in state and state[k].is_floating_point() != v.is_floating_point()]
     if missing or unexpected or wrong:
         parts = [f"missing {missing[:5]}" if missing else "",
                  f"unexpected {unexpected[:5]}" if unexpected else "",
-                 f"wrong shapes {wrong[:5]}" if wrong else ""]
+                 f"wrong shapes/dtypes {wrong[:5]}" if wrong else ""]
         raise ModelFormatError(f"{weights} does not match config.json: "
                                + "; ".join(p for p in parts if p))
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
@@ -154,6 +172,10 @@ def load(path: str | os.PathLike) -> nn.Module:
     model.meta = cfg.get("meta") or {}
     model.metrics = _read_json(path / "metrics.json", "the model's metrics") \
         if (path / "metrics.json").exists() else {}
+    for name, value in (("config.json's meta", model.meta), ("metrics.json", model.metrics)):
+        if not isinstance(value, dict):
+            raise ModelFormatError(f"{path}: {name} must be a JSON object, got "
+                                   f"{type(value).__name__}")
     tok = path / "tokenizer.json"
     model.tokenizer = _read_json(tok, "the model's tokenizer") if tok.exists() else None
     model.path = path

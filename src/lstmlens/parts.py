@@ -46,6 +46,22 @@ class ModelParts:
                            for d in ("forward", "backward")[:D]], -1)
         return self.head(self.pool(h, lengths, self.lstms[-1].bidirectional)[0])
 
+    def logits_from_embedded(self, e: torch.Tensor, lengths: torch.Tensor | None = None
+                             ) -> torch.Tensor:
+        """Differentiable logits (B, C) from the first LSTM's inputs ``e`` (B, T, E), through
+        the model's own ``nn.LSTM`` modules (packed when lengths differ)."""
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+        B, T, _ = e.shape
+        h = e
+        for lstm in self.lstms:
+            if lengths is None or bool((lengths == T).all()):
+                h, _ = lstm(h)
+            else:
+                packed = pack_padded_sequence(h, lengths.cpu(), batch_first=True,
+                                              enforce_sorted=False)
+                h, _ = pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=T)
+        return self.head(self.pool(h, lengths, self.lstms[-1].bidirectional)[0])
+
     def pool(self, h: torch.Tensor, lengths: torch.Tensor | None, bidirectional: bool):
         """Pooled state (B, H·D) and attention weights (B, T) or None."""
         B, T, _ = h.shape

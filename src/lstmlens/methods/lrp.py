@@ -1,0 +1,22 @@
+"""``lrp``: layer-wise relevance propagation through the gates (ε-rule, signal-take-all)."""
+
+from __future__ import annotations
+
+from . import Context, Method, register_method
+from .lrp_core import lrp_parts
+
+
+@register_method("lrp")
+class LRP(Method):
+    """Relevance of each input (Arras et al. 2017; REFERENCES §3.3).
+
+    Options: ``eps`` (default 0.001) and ``bias_factor`` (default 0; with 1 the relevance of
+    the inputs plus the initial state adds up to the target logit, and ``delta`` measures
+    how far it misses).
+    """
+
+    def explain(self, ctx: Context, eps: float = 1e-3, bias_factor: float = 0.0):
+        R, initial, score = lrp_parts(ctx.parts, ctx.x, ctx.lengths, ctx.target, eps,
+                                      bias_factor, ctx.dtype)
+        delta = (R.sum((1, 2)) + initial - score).abs()
+        return ctx.reduce(R), delta, {"eps": eps, "bias_factor": bias_factor}
