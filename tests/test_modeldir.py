@@ -17,6 +17,7 @@ import lstmlens
 from lstmlens import LSTMClassifier, ModelFormatError, load, save
 from lstmlens import modeldir as md
 from lstmlens.modeldir import is_model_dir
+from lstmlens.tokenizers import Tokenizer
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -90,13 +91,14 @@ def test_round_trip_tokens_attention_standardize(tmp_path: Path):
     torch.manual_seed(0)
     tok = LSTMClassifier(dict(num_classes=2, vocab_size=12, embedding_dim=3, hidden_sizes=[4],
                               bidirectional=True, pooling="attention")).eval()
-    vocab = {"<pad>": 0, "a": 1, "b": 2}
-    save(tok, tmp_path / "tok", tokenizer={"vocab": vocab})
+    words = Tokenizer("word").fit(["a b", "b c"])
+    save(tok, tmp_path / "tok", tokenizer=words)
     again = load(tmp_path / "tok")
     ids = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
     with torch.no_grad():
         torch.testing.assert_close(again(ids, [3, 2]), tok(ids, [3, 2]), atol=0, rtol=0)
-    assert again.tokenizer == {"vocab": vocab} and again.meta == {} and again.metrics == {}
+    assert isinstance(again.tokenizer, Tokenizer) and again.tokenizer.vocab == words.vocab
+    assert again.meta == {} and again.metrics == {}
 
     std = features_model(standardize=True)
     std.fit_standardization([np.random.default_rng(0).normal(3, 2, size=(9, 4))])
@@ -380,7 +382,8 @@ def test_interrupted_save_leaves_previous_model(saved: Path, monkeypatch):
 def test_no_file_is_a_pickle(tmp_path: Path):
     torch.manual_seed(0)
     tok = LSTMClassifier(dict(num_classes=2, vocab_size=5, hidden_sizes=[3]))
-    path = save(tok, tmp_path / "m", metrics=METRICS, meta=META, tokenizer={"vocab": {"a": 1}})
+    path = save(tok, tmp_path / "m", metrics=METRICS, meta=META,
+                tokenizer=Tokenizer("char").fit(["ab"]))
     names = sorted(p.name for p in path.iterdir())
     assert names == ["config.json", "metrics.json", "model.safetensors", "tokenizer.json"]
     for p in path.iterdir():
@@ -423,3 +426,14 @@ def test_load_refuses_a_torch_pickle_renamed(saved: Path, monkeypatch):
 
 def test_public_names():
     assert lstmlens.load is load and lstmlens.save is save
+
+
+def test_tokenizer_json_is_checked(tmp_path: Path):
+    model = LSTMClassifier(dict(num_classes=2, vocab_size=5, embedding_dim=3, hidden_sizes=[4]))
+    path = save(model, tmp_path / "m", tokenizer=Tokenizer("word").fit(["a b c"]))
+    (path / "tokenizer.json").write_text('{"vocab": ["a"]}')
+    with pytest.raises(ModelFormatError, match="not an lstmlens tokenizer"):
+        load(path)
+    (path / "tokenizer.json").write_text('{"type": "lstmlens-tokenizer", "level": "word"}')
+    with pytest.raises(ModelFormatError, match="incomplete or invalid"):
+        load(path)

@@ -56,7 +56,7 @@ def save(
     path: str | os.PathLike,
     *,
     metrics: dict[str, Any] | None = None,
-    tokenizer: dict[str, Any] | None = None,
+    tokenizer: Any = None,
     meta: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``model`` to the directory ``path``, atomically.
@@ -96,7 +96,8 @@ def save(
                                                                   "kind": kind})
         _write_json(tmp / "metrics.json", metrics or {})
         if tokenizer is not None:
-            _write_json(tmp / "tokenizer.json", tokenizer)
+            doc = tokenizer.to_json() if hasattr(tokenizer, "to_json") else tokenizer
+            _write_json(tmp / "tokenizer.json", doc)
         old = None
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
@@ -114,6 +115,19 @@ def save(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _tokenizer(doc: Any) -> Any:
+    """A :class:`Tokenizer` (or a ``{"source", "target"}`` pair of them) from its JSON."""
+    from .tokenizers import Tokenizer
+
+    kind = doc.get("type") if isinstance(doc, dict) else None
+    if kind == "lstmlens-tokenizer":
+        return Tokenizer.from_json(doc)
+    if kind == "lstmlens-tokenizer-pair":
+        return {side: Tokenizer.from_json(doc.get(side)) for side in ("source", "target")}
+    raise ModelFormatError("tokenizer.json is not an lstmlens tokenizer (its 'type' must be "
+                           "'lstmlens-tokenizer' or 'lstmlens-tokenizer-pair')")
 
 
 def load(path: str | os.PathLike) -> nn.Module:
@@ -177,6 +191,7 @@ def load(path: str | os.PathLike) -> nn.Module:
             raise ModelFormatError(f"{path}: {name} must be a JSON object, got "
                                    f"{type(value).__name__}")
     tok = path / "tokenizer.json"
-    model.tokenizer = _read_json(tok, "the model's tokenizer") if tok.exists() else None
+    model.tokenizer = _tokenizer(_read_json(tok, "the model's tokenizer")) if tok.exists() \
+        else None
     model.path = path
     return model

@@ -26,8 +26,25 @@ def register_model(kind: str):
     return deco
 
 
+# Modules that register model kinds, imported on first need (one module per kind).
+_MODULES = ["classifier", "forecaster", "language_model", "seq2seq"]
+
+
+def load_model_kinds() -> None:
+    """Import every model module so that each kind is registered."""
+    import importlib
+    import importlib.util
+
+    for mod in _MODULES:
+        name = f"{__package__}.{mod}"
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+
 def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
     """A model of a registered kind from its config dict (as stored in ``config.json``)."""
+    if kind not in MODEL_KINDS:
+        load_model_kinds()
     if kind not in MODEL_KINDS:
         raise ModelFormatError(
             f"unknown model kind {kind!r}; this lstmlens knows {sorted(MODEL_KINDS)}"
