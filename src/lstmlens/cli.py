@@ -74,6 +74,11 @@ def _read_input(model, spec: str):
             raise InputError(f"{split} split has {len(data)} sequences; {spec!r} is out of range")
         return pad_batch([data.inputs[int(index)]]), int(data.labels[int(index)])
     path = Path(spec)
+    tok = getattr(model, "tokenizer", None)
+    if not path.exists() and hasattr(tok, "encode"):  # text for a model with a tokenizer
+        ids = tok.encode(spec, max_length=(getattr(model, "meta", None) or {}).get("max_length"))
+        x = torch.tensor([ids])
+        return (x, torch.tensor([len(ids)])), None
     if not path.exists():
         raise InputError(f"input {spec!r} is neither a file nor train:N / validation:N / test:N")
     if path.suffix not in (".npy", ".csv", ".json"):
@@ -182,6 +187,108 @@ def demo(
     def body():
         from .demo import run_demo
         run_demo(out_dir, epochs=epochs, seed=seed, data=data, console=out)
+    _guard(body)
+
+
+def _score_line(att, b: int = 0) -> str:
+    """Tokens (or steps) coloured by score, as rich markup."""
+    from rich.markup import escape as esc
+    ts = att.token_scores()[b]
+    L = int(att.lengths[b])
+    vmax = float(ts[:L].abs().max()) or 1.0
+    toks = att.tokens[b][:L] if att.tokens else [f"t{t}" for t in range(L)]
+    parts = []
+    for t, v in zip(toks, ts[:L].tolist(), strict=True):
+        a = min(1.0, abs(v) / vmax)
+        level = int(round(a * 4))
+        colour = ["", "red3", "red1", "bold red1", "bold white on red3"][level] if v >= 0 else \
+            ["", "blue3", "dodger_blue2", "bold dodger_blue1", "bold white on blue3"][level]
+        parts.append(f"[{colour}]{esc(t)}[/]" if colour else esc(t))
+    return " ".join(parts)
+
+
+@app.command("explain")
+def explain_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory.")],
+    input: Annotated[str, typer.Argument(
+        help="Text (token models), test:N / train:N / validation:N, or an .npy/.csv/.json "
+             "file [time, features]")],
+    method: Annotated[str, typer.Option(help="Explanation method (see --all).")] = "cd",
+    target: Annotated[int | None, typer.Option(help="Class to explain (default: predicted)."
+                                               )] = None,
+    all_methods: Annotated[bool, typer.Option("--all", help="Every method side by side.")
+                           ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the attribution(s) as JSON.")
+                       ] = False,
+    html_file: Annotated[Path | None, typer.Option("--html", help="Write an HTML page.")
+                         ] = None,
+) -> None:
+    """Which inputs made the model decide: tokens coloured by score (red for, blue against)."""
+    def body():
+        from .errors import ModelError
+        from .explaining import explain
+        from .methods import method_names
+        from .modeldir import load
+        model = load(model_dir)
+        (x, lengths), _ = _read_input(model, input)
+        names = method_names() if all_methods else [method]
+        results, skipped = [], []
+        for name in names:
+            try:
+                results.append(explain(model, x, name, target=target, lengths=lengths))
+            except ModelError as e:
+                if not all_methods:
+                    raise
+                skipped.append(f"{name}: {e}")
+        if as_json:
+            sys.stdout.write(json.dumps({"attributions": [a.to_dict() for a in results],
+                                         "skipped": skipped}) + "\n")
+        else:
+            first = results[0]
+            k = int(first.target[0])
+            label = first.classes[k] if first.classes else str(k)
+            out.print(f"explaining class {escape(label)} "
+                      f"(p = {float(first.prediction[0, k]):.3f})")
+            for a in results:
+                delta = "" if a.delta is None else f"  [dim](delta {float(a.delta[0]):.1e})[/]"
+                out.print(f"[bold]{a.method:>28}[/] {_score_line(a)}{delta}")
+            for s in skipped:
+                out.print(f"[dim]skipped {escape(s)}[/]")
+        if html_file is not None:
+            page = "".join(a.to_html() for a in results)
+            html_file.write_text(f"<!doctype html><meta charset='utf-8'><title>lstmlens "
+                                 f"explain</title><body>{page}</body>", encoding="utf-8")
+    _guard(body)
+
+
+@app.command()
+def train(
+    task: Annotated[str, typer.Argument(help="sentiment, textgen, translation, speech, digits, "
+                                             "timeseries, tomita, brackets or planted")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Model directory to write "
+                                                 "(default runs/TASK).")] = None,
+    data: Annotated[str | None, typer.Option(help="Use this file or folder instead of the "
+                                                  "pinned download.")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Maximum epochs.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for splits, initialisation, batches.")] = 0,
+    quick: Annotated[bool, typer.Option(help="Small, fast settings (for tests).")] = False,
+    grammar: Annotated[int | None, typer.Option(help="tomita: the grammar, 1..7.")] = None,
+    corpus: Annotated[str | None, typer.Option(help="textgen: kjv or code.")] = None,
+    series: Annotated[str | None, typer.Option(help="timeseries: co2, sunspots or a file.")
+                      ] = None,
+    horizon: Annotated[int | None, typer.Option(help="timeseries: steps to forecast.")] = None,
+) -> None:
+    """Train a reference model on real data and save its model directory."""
+    def body():
+        from .tasks import train_task
+        options = {k: v for k, v in dict(grammar=grammar, corpus=corpus, series=series,
+                                         horizon=horizon).items() if v is not None}
+        result = train_task(task, out_dir, quick=quick, epochs=epochs, seed=seed, data=data,
+                            console=out, **options)
+        test = result.metrics.get("test", {})
+        out.print(f"saved {result.out}; test: " + json.dumps(test))
+        for name, vals in result.metrics.get("baselines", {}).items():
+            out.print(f"  baseline {name}: " + json.dumps(vals))
     _guard(body)
 
 
