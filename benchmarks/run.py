@@ -18,16 +18,17 @@ import torch  # noqa: E402
 
 from benchmarks.common import machine  # noqa: E402
 
-BENCHMARKS = ["bench_trace"]
+BENCHMARKS = ["bench_trace", "bench_explain"]
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--only", nargs="*", default=BENCHMARKS)
     p.add_argument("--quick", action="store_true", help="few repeats (a smoke run)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (the machine has 2)")
     p.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = p.parse_args(argv)
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
     sections = []
     for name in args.only:
         mod = importlib.import_module(f"benchmarks.{name}")

@@ -96,11 +96,10 @@ def cd_rows(parts: ModelParts, x: torch.Tensor, lengths: torch.Tensor, rows: tor
     with torch.no_grad():
         emb = parts.embed(x).to(dtype)  # (B, T, E)
         B, T, _ = emb.shape
-        keep = in_span[..., None] if features is None else in_span[..., None] & features[:, None]
-        xr = emb[rows] * keep  # (N, T, E)
-        h = emb
-        for lstm in parts.lstms:
-            xr, xi, h = cd_lstm(lstm, h, xr, in_span, rows, lengths, bias_rule)
+        h, xr = emb, None  # the first LSTM's relevant input: the true input in the span
+        for i, lstm in enumerate(parts.lstms):
+            xr, xi, h = cd_lstm(lstm, h, xr, in_span, rows, lengths, bias_rule,
+                                features if i == 0 else None)
         bidir = parts.lstms[-1].bidirectional
         W = parts.head.weight.to(dtype)  # (C, H·D)
         bias = (parts.head.bias.to(dtype) if parts.head.bias is not None
