@@ -145,6 +145,8 @@ def trace_lstm(
         engine = "loop" if B * lstm.hidden_size >= LOOP_MIN_WORK else "recompute"
     run = _run_loop if engine == "loop" else _run_recompute
     mask = None
+    if lengths is not None and bool((lengths == T).all()):
+        lengths = None  # no padding: nothing to reverse within lengths or to mask
     if lengths is not None:
         lengths = lengths.to(device)
         mask = (torch.arange(T, device=device)[None, :] < lengths[:, None])[..., None]

@@ -16,7 +16,8 @@ from ..weights import DIRECTIONS, layer_weights
 
 
 def _stab(z: torch.Tensor, eps: float) -> torch.Tensor:
-    return z + eps * torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+    """z + ε·sgn(z), with sgn(0) = +1."""
+    return (z >= 0).to(z.dtype).mul_(2 * eps).add_(z).sub_(eps)
 
 
 def eps_linear(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None, z: torch.Tensor,
@@ -28,60 +29,65 @@ def eps_linear(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None, z: torc
     q = R / _stab(z, eps)  # (B, out)
     out = x * (q @ W)  # (B, in)
     if bias_factor:
-        sgn = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
-        share = ((b if b is not None else 0.0) + eps * sgn) * q  # (B, out)
-        out = out + bias_factor * share.sum(-1, keepdim=True) / N
+        out = out + bias_factor * _share(z, b, q, eps) / N
     return out
 
 
-def eps_identity(x: torch.Tensor, z: torch.Tensor, R: torch.Tensor, N: int, eps: float,
-                 bias_factor: float) -> torch.Tensor:
-    """ε-rule through identity weights (one term of an elementwise sum z = x + y)."""
-    q = R / _stab(z, eps)
-    out = x * q
-    if bias_factor:
-        sgn = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
-        out = out + bias_factor * (eps * sgn * q).sum(-1, keepdim=True) / N
-    return out
+def _share(z: torch.Tensor, b: torch.Tensor | None, q: torch.Tensor, eps: float) -> torch.Tensor:
+    """Σ_j (b_j + ε sgn z_j) q_j, (B, 1): what the ε-rule spreads evenly over the inputs."""
+    sgn = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+    return (((b if b is not None else 0.0) + eps * sgn) * q).sum(-1, keepdim=True)
 
 
 def lrp_direction(w, x: torch.Tensor, h_prev: torch.Tensor, gates: dict[str, torch.Tensor],
                   R_above: torch.Tensor, eps: float, bias_factor: float):
     """One layer and direction, processing order, time-major.
 
-    ``x`` (T, B, in), ``h_prev`` (T, B, P) = h_{t−1}; ``gates`` i, f, g, c, c_prev (T, B, H);
-    ``R_above`` (T, B, P) relevance arriving on each h_t from above. Returns the relevance of
-    the inputs (T, B, in) and of the initial state (h0 (B, P), c0 (B, H)).
+    ``x`` (T, B, in), ``h_prev`` (T, B, P) = h_{t−1}; ``gates`` i, f, g, o, c, c_prev
+    (T, B, H); ``R_above`` (T, B, P) relevance arriving on each h_t from above. Returns the
+    relevance of the inputs (T, B, in) and of the initial state (h0 (B, P), c0 (B, H)).
     """
     T, B, n_in = x.shape
     H, P = w.hidden_size, w.output_size
     Wg_x, Wg_h, Bg = w.w_ih[2 * H:3 * H], w.w_hh[2 * H:3 * H], w.bias[2 * H:3 * H]
+    W_cat = torch.cat([Wg_x, Wg_h], 1)  # (H, in + P): g's weights on [x_t, h_{t−1}]
     zg = x @ Wg_x.t() + h_prev @ Wg_h.t() + Bg  # (T, B, H) candidate pre-activation
-    Rx = torch.zeros_like(x)
+    c = gates["c"]
+    # everything that does not depend on the relevance, for all steps at once
+    fc = gates["f"] * gates["c_prev"]  # (T, B, H)
+    ig = gates["i"] * gates["g"]
+    stab_c, stab_g = _stab(c, eps), _stab(zg, eps)
+    xh = torch.cat([x, h_prev], -1)  # (T, B, in + P)
+    N_c, N_g = 2 * H, n_in + P
+    m = gates["o"] * torch.tanh(c) if w.w_hr is not None else None
+    Rx = torch.empty_like(x)
     Rh = x.new_zeros(B, P)
     Rc = x.new_zeros(B, H)
     for t in range(T - 1, -1, -1):
         Rh = Rh + R_above[t]
-        if w.w_hr is not None:  # h_t = W_hr m_t, m_t = o ⊙ tanh(c_t)
-            m = gates["o"][t] * torch.tanh(gates["c"][t])
-            Rh = eps_linear(m, w.w_hr, None, m @ w.w_hr.t(), Rh, H, eps, bias_factor)
+        if m is not None:  # h_t = W_hr m_t, m_t = o ⊙ tanh(c_t)
+            Rh = eps_linear(m[t], w.w_hr, None, m[t] @ w.w_hr.t(), Rh, H, eps, bias_factor)
         Rc = Rc + Rh  # the output gate gets nothing; tanh passes relevance through
-        c = gates["c"][t]
-        fc = gates["f"][t] * gates["c_prev"][t]
-        ig = gates["i"][t] * gates["g"][t]
-        Rg = eps_identity(ig, c, Rc, 2 * H, eps, bias_factor)
-        Rc = eps_identity(fc, c, Rc, 2 * H, eps, bias_factor)
-        N = n_in + P
-        Rx[t] = eps_linear(x[t], Wg_x, Bg, zg[t], Rg, N, eps, bias_factor)
-        Rh = eps_linear(h_prev[t], Wg_h, Bg, zg[t], Rg, N, eps, bias_factor)
+        q = Rc / stab_c[t]  # c_t = f ⊙ c_{t−1} + i ⊙ g: identity weights
+        Rg, Rc = ig[t] * q, fc[t] * q
+        if bias_factor:
+            spread = bias_factor * _share(c[t], None, q, eps) / N_c
+            Rg, Rc = Rg + spread, Rc + spread
+        qg = Rg / stab_g[t]  # g's pre-activation: z_g = W_gx x_t + W_gh h_{t−1} + b_g
+        r = xh[t] * (qg @ W_cat)  # (B, in + P)
+        if bias_factor:
+            r = r + bias_factor * _share(zg[t], Bg, qg, eps) / N_g
+        Rx[t], Rh = r[:, :n_in], r[:, n_in:]
     return Rx, Rh, Rc
 
 
 def lrp_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor, R_out: torch.Tensor,
-             eps: float, bias_factor: float):
+             eps: float, bias_factor: float, series: dict[str, torch.Tensor] | None = None):
     """Relevance of the inputs (B, T, in) of one ``nn.LSTM`` from ``R_out`` (B, T, D·P) on
-    its top layer's outputs; also the total relevance that reached initial states (B,)."""
-    series = trace_lstm(lstm, x, lengths, dtype=x.dtype)
+    its top layer's outputs; also the total relevance that reached initial states (B,).
+    ``series`` is the LSTM's trace on ``x`` when already computed."""
+    if series is None:
+        series = trace_lstm(lstm, x, lengths, dtype=x.dtype)
     D = 2 if lstm.bidirectional else 1
     layer_inputs = [x]
     for k in range(lstm.num_layers - 1):
@@ -129,9 +135,10 @@ def lrp_parts(parts, x: torch.Tensor, lengths: torch.Tensor, target: torch.Tenso
         emb = parts.embed(x).to(dtype)  # (B, T, E)
         B, T, _ = emb.shape
         # the true forward pass, module by module
-        inputs, h = [emb], emb
+        inputs, traces, h = [emb], [], emb
         for lstm in parts.lstms:
             series = trace_lstm(lstm, h, lengths, dtype=dtype)
+            traces.append(series)
             D = 2 if lstm.bidirectional else 1
             top = lstm.num_layers - 1
             h = torch.cat([series[f"layers.{top}.{DIRECTIONS[d]}.hidden"] for d in range(D)], -1)
@@ -170,6 +177,7 @@ def lrp_parts(parts, x: torch.Tensor, lengths: torch.Tensor, target: torch.Tenso
                 R_h = R_h + share[:, None, :] * mask[..., None]
         initial = emb.new_zeros(B)
         for m in range(len(parts.lstms) - 1, -1, -1):
-            R_h, init = lrp_lstm(parts.lstms[m], inputs[m], lengths, R_h, eps, bias_factor)
+            R_h, init = lrp_lstm(parts.lstms[m], inputs[m], lengths, R_h, eps, bias_factor,
+                                 traces[m])
             initial = initial + init
         return R_h, initial, logits[rows, target]
