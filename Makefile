@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.lstmlens-installed
 # The CPU build of PyTorch; a bare `torch` would pull a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench docs lint clean
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lstmlens needs Python 3.11 or newer (set PYTHON=...)")'
@@ -24,13 +24,16 @@ demo: $(STAMP)
 	$(BIN)/lstmlens demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
 
 test: lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+docs: $(STAMP)
+	$(BIN)/python scripts/explain_doc.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
