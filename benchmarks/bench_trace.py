@@ -23,24 +23,28 @@ def _cases():
                                                    batch_first=True).eval()
 
 
+def _measure(lstm: torch.nn.LSTM, x: torch.Tensor, reps: int) -> tuple[dict, float]:
+    """Median seconds of the fused forward and of trace (each engine), and the first call."""
+    first = timed(lambda: lstmlens.trace(lstm, x))  # before any warm-up at this shape
+
+    def fused():
+        with torch.no_grad():
+            lstm(x)
+
+    fns = {"fused": fused, "trace": lambda: lstmlens.trace(lstm, x),
+           "loop": lambda: lstmlens.trace(lstm, x, engine="loop"),
+           "recompute": lambda: lstmlens.trace(lstm, x, engine="recompute")}
+    return interleaved(fns, repeats=reps), first
+
+
 def run(quick: bool = False) -> tuple[str, str]:
     rows = []
     worst_first = 0.0
     for name, lstm in _cases():
         for B in BATCHES:
-            x = torch.randn(B, T, E)
-            first = timed(lambda: lstmlens.trace(lstm, x))  # before any warm-up at this shape
-            worst_first = max(worst_first, first)
-
-            def fused():
-                with torch.no_grad():
-                    lstm(x)
-
-            fns = {"fused": fused, "trace": lambda: lstmlens.trace(lstm, x),
-                   "loop": lambda: lstmlens.trace(lstm, x, engine="loop"),
-                   "recompute": lambda: lstmlens.trace(lstm, x, engine="recompute")}
             reps = 5 if quick else (40 if B < 256 else 15)
-            med = interleaved(fns, repeats=reps)
+            med, first = _measure(lstm, torch.randn(B, T, E), reps)
+            worst_first = max(worst_first, first)
             rows.append((name, B, med, first))
     lines = [
         "| LSTM | batch | fused forward (ms) | trace (ms) | **trace ÷ fused** | "
