@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections import defaultdict
@@ -448,3 +449,20 @@ def test_quick_task_learns_and_saves(bible_cache: Path, tmp_path: Path, one_thre
     loaded = lstmlens.load(tmp_path / "run")
     t = translate(loaded, GEN_1_1[0])
     assert t.text and t.attention.shape == (len(t.tokens), len(t.source_tokens))
+
+
+def test_translate_command(toy_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from lstmlens.cli import app
+
+    path = lstmlens.save(toy_model, tmp_path / "tm", tokenizer=toy_model.tokenizer.to_json(),
+                         meta={"task": "toy"})
+    src = TOY[0][0]
+    r = CliRunner().invoke(app, ["translate", str(path), src, "--beam", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["text"] == translate(toy_model, src, beam=2).text
+    assert len(doc["attention"]) == len(doc["tokens"])
+    r = CliRunner().invoke(app, ["translate", str(path), ""])
+    assert r.exit_code == 1 and "empty" in r.output

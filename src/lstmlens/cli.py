@@ -262,6 +262,29 @@ def explain_cmd(
 
 
 @app.command()
+def translate(
+    model_dir: Annotated[Path, typer.Argument(help="A translation model directory.")],
+    text: Annotated[str, typer.Argument(help="English text to translate.")],
+    beam: Annotated[int, typer.Option(min=1, help="Beam size (1 = greedy).")] = 5,
+    truncate: Annotated[bool, typer.Option(help="Cut text longer than the model's limit.")
+                        ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Tokens, score and attention.")
+                       ] = False,
+) -> None:
+    """Translate with a seq2seq model; --json adds the attention weights of every word."""
+    def body():
+        from .decoding import translate as run
+        from .modeldir import load
+        result = run(load(model_dir), text, beam=beam, truncate=truncate)
+        if as_json:
+            doc = result.to_json()
+            sys.stdout.write((doc if isinstance(doc, str) else json.dumps(doc)) + "\n")
+        else:
+            out.print(escape(result.text))
+    _guard(body)
+
+
+@app.command()
 def train(
     task: Annotated[str, typer.Argument(help="sentiment, textgen, translation, speech, digits, "
                                              "timeseries, tomita, brackets or planted")],
