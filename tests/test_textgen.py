@@ -391,3 +391,25 @@ def test_textgen_task_runs_on_a_folder_of_code(tmp_path: Path):
     meta = lstmlens.load(tmp_path / "code-lm").meta
     assert meta["task"] == "textgen/code" and meta["data"]["python_version"]
     assert meta["sample"]["prompt"] == "def "
+
+
+def test_generate_command(tmp_path):
+    from typer.testing import CliRunner
+
+    from lstmlens.cli import app
+    from lstmlens.models.language_model import CharLanguageModel, LanguageModelConfig
+    from lstmlens.tokenizers import Tokenizer
+
+    tok = Tokenizer("char", lowercase=False, max_vocab=None).fit(["abc abd\n"])
+    model = CharLanguageModel(LanguageModelConfig(vocab_size=len(tok), embedding_dim=4,
+                                                  hidden_sizes=[8]))
+    path = lstmlens.save(model, tmp_path / "lm", tokenizer=tok)
+    r = CliRunner().invoke(app, ["generate", str(path), "--prompt", "ab", "--length", "7",
+                                 "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    again = CliRunner().invoke(app, ["generate", str(path), "--prompt", "ab", "--length", "7",
+                                     "--seed", "3"])
+    assert r.output == again.output and r.output.startswith("ab")
+    assert len(r.output.rstrip("\n")) >= 2 + 7 - 1
+    bad = CliRunner().invoke(app, ["generate", str(path), "--prompt", "xyz"])
+    assert bad.exit_code == 1 and "never saw" in bad.output

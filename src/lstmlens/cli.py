@@ -262,6 +262,25 @@ def explain_cmd(
 
 
 @app.command()
+def generate(
+    model_dir: Annotated[Path, typer.Argument(help="A language model directory.")],
+    prompt: Annotated[str, typer.Option(help="Text to continue (empty: start a new line).")
+                      ] = "",
+    length: Annotated[int, typer.Option(min=1, help="Characters to generate.")] = 200,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")
+                           ] = 1.0,
+    seed: Annotated[int | None, typer.Option(help="Seed for sampling.")] = None,
+) -> None:
+    """Continue a prompt with a character language model."""
+    def body():
+        from .modeldir import load
+        from .models.language_model import generate as run
+        text = run(load(model_dir), prompt, length=length, temperature=temperature, seed=seed)
+        out.print(escape(prompt + text), highlight=False)
+    _guard(body)
+
+
+@app.command()
 def translate(
     model_dir: Annotated[Path, typer.Argument(help="A translation model directory.")],
     text: Annotated[str, typer.Argument(help="English text to translate.")],
@@ -300,12 +319,15 @@ def train(
     series: Annotated[str | None, typer.Option(help="timeseries: co2, sunspots or a file.")
                       ] = None,
     horizon: Annotated[int | None, typer.Option(help="timeseries: steps to forecast.")] = None,
+    max_seconds: Annotated[float | None, typer.Option(
+        help="textgen, translation: training time budget in seconds.")] = None,
 ) -> None:
     """Train a reference model on real data and save its model directory."""
     def body():
         from .tasks import train_task
         options = {k: v for k, v in dict(grammar=grammar, corpus=corpus, series=series,
-                                         horizon=horizon).items() if v is not None}
+                                         horizon=horizon, max_seconds=max_seconds).items()
+                   if v is not None}
         result = train_task(task, out_dir, quick=quick, epochs=epochs, seed=seed, data=data,
                             console=out, **options)
         test = result.metrics.get("test", {})
