@@ -65,3 +65,11 @@ def test_train_speech_quick(tmp_path):
     assert r.exit_code == 0, r.output
     metrics = json.loads((tmp_path / "sp" / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] > metrics["baselines"]["majority"]["accuracy"]
+
+
+def test_predict_command(text_model):
+    r = runner.invoke(app, ["predict", str(text_model), "a fine film"])
+    assert r.exit_code == 0, r.output
+    lines = [ln.split() for ln in r.stdout.strip().splitlines()]
+    assert {ln[0] for ln in lines} == {"negative", "positive"}
+    assert abs(sum(float(ln[1]) for ln in lines) - 1) <= 2e-3

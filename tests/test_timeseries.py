@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 from pathlib import Path
 
@@ -328,6 +329,14 @@ def test_task_on_a_user_file(tmp_path: Path) -> None:
                              period=12, horizon=4, window=24, progress=False, console=QUIET)
     assert again.metrics["test"] == m["test"]  # seeded: the same run gives the same figures
     assert loaded.meta["history_start"] == 240 - 24
+    from typer.testing import CliRunner
+
+    from lstmlens.cli import app
+    r = CliRunner().invoke(app, ["forecast", str(tmp_path / "run"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert np.allclose(json.loads(r.stdout)["forecast"], forecast(loaded), atol=1e-6)
+    r = CliRunner().invoke(app, ["forecast", str(tmp_path / "run"), "--history", "nope.csv"])
+    assert r.exit_code == 1 and "not a file" in r.output
     with pytest.raises(InputError, match="period"):
         train_timeseries(tmp_path / "r2", quick=True, series=str(tmp_path / "seasonal.npy"),
                          phase=True, progress=False, console=QUIET)

@@ -281,6 +281,57 @@ def generate(
 
 
 @app.command()
+def forecast(
+    model_dir: Annotated[Path, typer.Argument(help="A forecaster model directory.")],
+    horizon: Annotated[int | None, typer.Option(min=1, help="Steps ahead (default: the "
+                                                "trained horizon; longer is autoregressive).")
+                       ] = None,
+    history: Annotated[Path | None, typer.Option(help="A .csv or .npy series to continue "
+                                                 "(default: the end of the training data).")
+                       ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the values as JSON.")] = False,
+) -> None:
+    """Forecast the next values of a series."""
+    def body():
+        from .modeldir import load
+        from .models.forecaster import forecast as run
+        hist = None
+        if history is not None:
+            from .datasets.timeseries import load_series_file
+            hist = load_series_file(history).values
+        values = run(load(model_dir), hist, horizon)
+        if as_json:
+            sys.stdout.write(json.dumps({"forecast": [float(v) for v in values]}) + "\n")
+        else:
+            out.print(" ".join(f"{float(v):.4g}" for v in values))
+    _guard(body)
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="A classifier model directory.")],
+    input: Annotated[str, typer.Argument(
+        help="Text (token models), test:N, or an .npy/.csv/.json file [time, features]")],
+) -> None:
+    """The class probabilities of a classifier for one input."""
+    def body():
+        import torch
+
+        from .modeldir import load
+        model = load(model_dir)
+        (x, lengths), label = _read_input(model, input)
+        with torch.no_grad():
+            probs = torch.softmax(model(x, lengths), -1)[0]
+        classes = model.meta.get("classes") or [str(i) for i in range(len(probs))]
+        order = torch.argsort(probs, descending=True).tolist()
+        for i in order[:5]:
+            out.print(f"{escape(str(classes[i])):>20}  {float(probs[i]):.3f}")
+        if label is not None:
+            out.print(f"true class: {escape(str(classes[label]))}")
+    _guard(body)
+
+
+@app.command()
 def translate(
     model_dir: Annotated[Path, typer.Argument(help="A translation model directory.")],
     text: Annotated[str, typer.Argument(help="English text to translate.")],
