@@ -290,7 +290,7 @@ def test_subprocess_trace_and_error(files):
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    result = invoke("demo", "--epochs", "2", "--out", out)
+    result = invoke("demo", "--task", "speech", "--epochs", "2", "--out", out)
     assert result.exit_code == 0, result.output
     assert "test accuracy" in result.stdout
     assert "Traceback" not in result.output
@@ -303,3 +303,16 @@ def test_demo_end_to_end(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no temp dirs left behind
     again = invoke("inspect", out)
     assert again.exit_code == 0 and "lstms.1" in again.stdout
+
+
+@pytest.mark.slow
+def test_sentiment_demo_quick_and_reuse(tmp_path):
+    out = tmp_path / "demo"
+    result = invoke("demo", "--quick", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.stdout and "predicted" in result.stdout
+    assert "cd:" in result.stdout and "lrp:" in result.stdout
+    again = invoke("demo", "--quick", "--out", out)
+    assert again.exit_code == 0 and "reusing the model" in again.stdout
+    bad = invoke("demo", "--task", "nope")
+    assert bad.exit_code == 1 and "sentiment or speech" in bad.output

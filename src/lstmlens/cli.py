@@ -176,17 +176,24 @@ def trace_cmd(
 
 @app.command()
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Where to save the model.")] = Path(
-        "runs/demo-speech"),
-    epochs: Annotated[int, typer.Option(min=1, help="Maximum training epochs.")] = 30,
+    task: Annotated[str, typer.Option(help="sentiment (default) or speech (the seed's §5 "
+                                           "model on Japanese Vowels).")] = "sentiment",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to save the model "
+                                                 "(default runs/demo-TASK).")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Maximum training epochs.")] = None,
+    quick: Annotated[bool, typer.Option(help="Small, fast settings.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for splits, initialisation, batches.")] = 0,
-    data: Annotated[str | None, typer.Option(
-        help="The sktime wheel or a folder with the JapaneseVowels .ts files (offline).")] = None,
+    data: Annotated[str | None, typer.Option(help="Use this file or folder instead of the "
+                                                  "pinned download (offline).")] = None,
 ) -> None:
-    """The main job: train the seed's §5 LSTM on Japanese Vowels and show its gates."""
+    """The main job: train (or reuse) a real model, then show its gates and explanations."""
     def body():
         from .demo import run_demo
-        run_demo(out_dir, epochs=epochs, seed=seed, data=data, console=out)
+        from .errors import InputError
+        if task not in ("sentiment", "speech"):
+            raise InputError(f"demo --task must be sentiment or speech, got {task!r}")
+        run_demo(out_dir, task=task, quick=quick, epochs=epochs, seed=seed, data=data,
+                 console=out)
     _guard(body)
 
 
