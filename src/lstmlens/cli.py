@@ -318,7 +318,8 @@ def forecast(
 def predict(
     model_dir: Annotated[Path, typer.Argument(help="A classifier model directory.")],
     input: Annotated[str, typer.Argument(
-        help="Text (token models), test:N, or an .npy/.csv/.json file [time, features]")],
+        help="Text (token models), test:N, a .wav file (digits), or an .npy/.csv/.json file "
+             "[time, features]")],
 ) -> None:
     """The class probabilities of a classifier for one input."""
     def body():
@@ -326,10 +327,17 @@ def predict(
 
         from .modeldir import load
         model = load(model_dir)
-        (x, lengths), label = _read_input(model, input)
-        with torch.no_grad():
-            probs = torch.softmax(model(x, lengths), -1)[0]
-        classes = model.meta.get("classes") or [str(i) for i in range(len(probs))]
+        label = None
+        if input.lower().endswith(".wav"):  # spoken digits: audio → MFCC frames → LSTM
+            from .tasks.digits import predict_audio
+            _, table = predict_audio(model, input)
+            classes = list(table)
+            probs = torch.tensor([table[c] for c in classes])
+        else:
+            (x, lengths), label = _read_input(model, input)
+            with torch.no_grad():
+                probs = torch.softmax(model(x, lengths), -1)[0]
+            classes = model.meta.get("classes") or [str(i) for i in range(len(probs))]
         order = torch.argsort(probs, descending=True).tolist()
         for i in order[:5]:
             out.print(f"{escape(str(classes[i])):>20}  {float(probs[i]):.3f}")
