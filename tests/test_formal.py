@@ -20,11 +20,13 @@ from lstmlens import InputError
 from lstmlens.datasets.formal import (
     DFA,
     balanced,
-    brackets_data,
     brackets_dfa,
     tomita,
-    tomita_data,
     tomita_dfa,
+)
+from lstmlens.datasets.formal_data import (
+    brackets_data,
+    tomita_data,
 )
 from lstmlens.models import LSTMClassifier
 from lstmlens.tasks import train_task

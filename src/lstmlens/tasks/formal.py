@@ -22,6 +22,8 @@ from ..datasets import SequenceData
 from ..datasets.formal import (
     DFA,
     START,
+)
+from ..datasets.formal_data import (
     FormalSplits,
     LabelledStrings,
     brackets_data,
@@ -69,7 +71,7 @@ def encode_strings(strings: LabelledStrings, tokenizer: Tokenizer) -> SequenceDa
 
     Examples
     --------
-    >>> from lstmlens.datasets.formal import LabelledStrings
+    >>> from lstmlens.datasets.formal_data import LabelledStrings
     >>> data = encode_strings(LabelledStrings(["", "01"], [1, 0]), formal_tokenizer("01"))
     >>> [x.tolist() for x in data.inputs]
     [[4], [4, 2, 3]]
@@ -112,7 +114,8 @@ def prefix_labelled(strings: LabelledStrings, tokenizer: Tokenizer, dfa: DFA) ->
 
     Examples
     --------
-    >>> from lstmlens.datasets.formal import LabelledStrings, tomita_dfa
+    >>> from lstmlens.datasets.formal import tomita_dfa
+    >>> from lstmlens.datasets.formal_data import LabelledStrings
     >>> data = prefix_labelled(LabelledStrings(["10"], [1]), formal_tokenizer("01"),
     ...                        tomita_dfa(2))
     >>> data.prefix_labels[0].tolist()
