@@ -88,6 +88,7 @@ def run_demo(out: str | Path | None = None, *, task: str = "sentiment", quick: b
         for method in ("cd", "lrp"):
             _words(explain(model, x, method, lengths=lengths), console)
     seconds = time.perf_counter() - start
-    console.print(f"done in {seconds:.0f} s; next: lstmlens explain {out} \"your sentence\" "
-                  f"--all   |   lstmlens trace {out} test:0")
+    example = "test:0" if task == "speech" else '"your sentence"'
+    console.print(f"done in {seconds:.0f} s; next: lstmlens explain {out} {example} --all   |"
+                  f"   lstmlens trace {out} {example}")
     return {"test_accuracy": m["test"]["accuracy"], "seconds": seconds, "out": str(out)}
