@@ -23,13 +23,12 @@ from typing import Any
 import numpy as np
 
 from .fetch import (
-    ChecksumError,
     DataUnavailableError,
     PinnedSource,
+    check_pinned_file,
     fetch,
     read_member,
     resolve_cache_dir,
-    sha256_file,
 )
 
 __all__ = ["CharCorpus", "FILE_SEPARATOR", "KJV_SOURCE", "load_kjv", "load_python_source"]
@@ -147,11 +146,7 @@ def _kjv_bytes(cache_dir: str | os.PathLike[str] | None,
         raise DataUnavailableError(f"data={os.fspath(data)!r} is not a file; {accepted}")
     if path.name.endswith(".jsonl"):
         return path.read_bytes()  # checked by _parse_kjv (verse count, order, fields)
-    actual = sha256_file(path)
-    if actual != KJV_SOURCE.sha256:
-        raise ChecksumError(f"data={os.fspath(data)!r}: sha256 mismatch, expected "
-                            f"{KJV_SOURCE.sha256} ({KJV_SOURCE.filename}), got {actual}; "
-                            f"{accepted}")
+    check_pinned_file(KJV_SOURCE, path, data, accepted)
     return read_member(path, KJV_MEMBER)
 
 

@@ -39,7 +39,7 @@ import numpy as np
 from ..audio import FeatureSettings, mfcc_frames, read_wav
 from ..errors import InputError
 from .base import SequenceData, Splits
-from .fetch import DataUnavailableError, resolve_cache_dir
+from .fetch import DataUnavailableError, atomic_output, resolve_cache_dir
 
 __all__ = [
     "DIGIT_WORDS", "ESPEAK_PACKAGE", "RECORDINGS_PACKAGE", "RECORDINGS_ROOT", "VoiceSetting",
@@ -240,16 +240,8 @@ def _read_cache(path: Path, key: str, count: int) -> dict[str, np.ndarray] | Non
 
 
 def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as fh:
+        np.savez_compressed(fh, **arrays)
 
 
 def _synthesise_all(settings: list[VoiceSetting], features: FeatureSettings, workers: int,

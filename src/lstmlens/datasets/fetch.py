@@ -17,9 +17,11 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 __all__ = [
     "ChecksumError",
@@ -213,6 +215,32 @@ def fetch(
     return target
 
 
+@contextmanager
+def atomic_output(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+    """Write to a temporary file beside ``path``; it replaces ``path`` only when the block
+    finishes, so a crash never leaves a partly written file under the final name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as fh:
+            yield fh
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_pinned_file(source: PinnedSource, path: Path, given: Any, accepted: str = "") -> None:
+    """Refuse a user-supplied ``data=`` file whose sha256 is not the pinned one."""
+    actual = sha256_file(path)
+    if actual != source.sha256:
+        raise ChecksumError(f"data={os.fspath(given)!r}: sha256 mismatch, expected "
+                            f"{source.sha256} ({source.filename}), got {actual}"
+                            + (f"; {accepted}" if accepted else ""))
+
+
 def _check_member_name(member: str) -> None:
     parts = Path(member).parts
     if not member or Path(member).is_absolute() or ".." in parts or "\\" in member:
@@ -295,15 +323,7 @@ def extract_member(archive: Path, member: str, dest: Path) -> Path:
         raise ValueError(f"refusing archive member path {member!r}: it escapes {dest}")
     if out.is_file():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
     stream, handle = _open_member(Path(archive), member)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with handle, stream, os.fdopen(fd, "wb") as fh:
-            shutil.copyfileobj(stream, fh)
-        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600
-        os.replace(tmp_name, out)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with handle, stream, atomic_output(out) as fh:
+        shutil.copyfileobj(stream, fh)
     return out

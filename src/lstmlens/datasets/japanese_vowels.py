@@ -8,7 +8,6 @@ split has 270 training utterances (30 per speaker) and 370 test utterances.
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +16,13 @@ import numpy as np
 
 from .base import SequenceData, Splits
 from .fetch import (
-    ChecksumError,
     DataUnavailableError,
     PinnedSource,
+    atomic_output,
+    check_pinned_file,
     fetch,
     read_member,
     resolve_cache_dir,
-    sha256_file,
 )
 
 __all__ = ["SOURCE", "TsData", "TsFormatError", "load_japanese_vowels", "parse_ts"]
@@ -216,15 +215,8 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         "format_version": np.array(_FORMAT_VERSION, dtype=np.int64),
         "wheel_sha256": np.array(SOURCE.sha256),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays, **extra)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as fh:
+        np.savez_compressed(fh, **arrays, **extra)
 
 
 def _official_arrays(root: Path, data: str | os.PathLike[str] | None) -> dict[str, np.ndarray]:
@@ -247,12 +239,7 @@ def _official_arrays(root: Path, data: str | os.PathLike[str] | None) -> dict[st
                 f"data={os.fspath(data)!r} does not exist; give the path of the "
                 f"{SOURCE.filename} wheel or of a directory holding {list(TS_FILES.values())}"
             )
-        actual = sha256_file(path)
-        if actual != SOURCE.sha256:
-            raise ChecksumError(
-                f"data={os.fspath(data)!r}: sha256 mismatch, expected {SOURCE.sha256} "
-                f"({SOURCE.filename}), got {actual}"
-            )
+        check_pinned_file(SOURCE, path, data)
         wheel = path
     else:
         cached = _read_npz(processed)

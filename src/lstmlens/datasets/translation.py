@@ -27,7 +27,6 @@ import json
 import os
 import re
 import sqlite3
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from .fetch import (
     ChecksumError,
     DataUnavailableError,
     PinnedSource,
+    atomic_output,
     extract_member,
     fetch,
     resolve_cache_dir,
@@ -185,17 +185,9 @@ def _read_processed(path: Path) -> dict[str, Any] | None:
 
 
 def _write_processed(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"format_version": _FORMAT_VERSION, "wheel_sha256": SOURCE.sha256, **doc},
-                      fh, ensure_ascii=False)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, "w") as fh:
+        json.dump({"format_version": _FORMAT_VERSION, "wheel_sha256": SOURCE.sha256, **doc},
+                  fh, ensure_ascii=False)
 
 
 def _corpus(root: Path, data: str | os.PathLike[str] | None) -> dict[str, Any]:
