@@ -33,7 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 train-all: $(STAMP)
-	$(BIN)/python benchmarks/run.py --only bench_tasks --out docs/applications.md
+	$(BIN)/python benchmarks/run.py --only bench_tasks --threads 1
 
 docs: $(STAMP)
 	$(BIN)/python scripts/explain_doc.py

@@ -21,6 +21,18 @@ from benchmarks.common import machine  # noqa: E402
 BENCHMARKS = ["bench_trace", "bench_explain"]
 
 
+def _sections(text: str) -> dict[str, str]:
+    """The ``## ...`` sections of an existing benchmarks file, keyed by benchmark module."""
+    out: dict[str, str] = {}
+    for chunk in text.split("\n## ")[1:]:
+        for line in chunk.splitlines():
+            if line.startswith("`python benchmarks/run.py --only "):
+                name = line.split("--only ", 1)[1].split()[0].rstrip("`")
+                out[name] = "## " + chunk.rstrip() + "\n"
+                break
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--only", nargs="*", default=BENCHMARKS)
@@ -29,23 +41,31 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    sections = []
+    out = Path(args.out)
+    # Sections of benchmarks not run now are kept as they were, each with its own date.
+    sections = _sections(out.read_text(encoding="utf-8")) if out.exists() else {}
     for name in args.only:
         mod = importlib.import_module(f"benchmarks.{name}")
         print(f"running {name} ...", flush=True)
         title, body = mod.run(quick=args.quick)
         print(body, flush=True)
-        sections.append(f"## {title}\n\n`python benchmarks/run.py --only {name}`\n\n{body}\n")
+        sections[name] = (f"## {title}\n\n`python benchmarks/run.py --only {name}`"
+                          f"{' --quick' if args.quick else ''}\n\n"
+                          f"Run on {dt.date.today().isoformat()}; {machine()}.\n\n{body}\n")
+    order = BENCHMARKS + sorted(k for k in sections if k not in BENCHMARKS)
     head = (
         "# Benchmarks\n\n"
-        f"Written by `make bench` on {dt.date.today().isoformat()}.\n\n"
-        f"Machine: {machine()}.\n\n"
+        "Written by `make bench` (trace and explanation speed) and `make train-all` (the "
+        "applications' reference models). Each section names the command that rewrites it, "
+        "the date and the machine.\n\n"
         "Each table compares against a baseline measured in the same run (these machines are "
         "noisy; read the ratios, not the milliseconds).\n\n"
     )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(head + "\n".join(sections), encoding="utf-8")
-    print(f"wrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(head + "\n".join(sections[k] for k in order if k in sections), encoding="utf-8")
+    tmp.replace(out)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
