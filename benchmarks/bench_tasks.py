@@ -5,6 +5,7 @@ metrics beside the baselines computed in the same run (``make train-all``; about
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -67,18 +68,24 @@ def _target(task: str, opts: dict, m: dict) -> str:
 
 
 def run(quick: bool = False) -> tuple[str, str]:
-    lines = ["| task | options | target | test | baselines | training s |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| task | options | target | test | baselines | wall s | CPU s | load |",
+             "|---|---|---|---|---|---|---|---|"]
     console = Console(stderr=True)
     for task, opts in RUNS:
         name = task + "".join(f"-{v}" for v in opts.values())
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         res = train_task(task, ROOT / "runs" / name, quick=quick, progress=False,
                          console=console, **opts)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         base = "; ".join(f"{k}: {_fmt(v)}" for k, v in res.metrics.get("baselines", {}).items())
         lines.append(f"| {task} | {json.dumps(opts) if opts else ''} | "
                      f"{_target(task, opts, res.metrics)} | "
-                     f"{_fmt(res.metrics.get('test', {}))} | {base} | {seconds:.0f} |")
+                     f"{_fmt(res.metrics.get('test', {}))} | {base} | {seconds:.0f} | {cpu:.0f} | "
+                     f"{os.getloadavg()[0]:.1f} |")
         print(lines[-1], flush=True)
-    return "applications: reference models (default settings)", "\n".join(lines)
+    note = ("\n\nwall s: data, baselines and training, wall clock; CPU s: this process's CPU "
+            "time (torch at the thread count above), which other jobs on the machine do not "
+            "inflate; load: the 1-minute load average when the task ended. textgen and "
+            "translation train for a wall-clock budget (300 s), so on a loaded machine they "
+            "get fewer steps.")
+    return ("applications: reference models (default settings)", "\n".join(lines) + note)
