@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.lstmlens-installed
 # The CPU build of PyTorch; a bare `torch` would pull a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install demo test bench train-all docs lint clean
+.PHONY: install demo test bench train-all docs rules-doc neurons-doc evaluation-doc lint clean
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lstmlens needs Python 3.11 or newer (set PYTHON=...)")'
@@ -37,6 +37,15 @@ train-all: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python scripts/explain_doc.py
+
+evaluation-doc: $(STAMP)
+	$(BIN)/python scripts/evaluation_doc.py
+
+rules-doc: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/rules_doc.py
+
+neurons-doc: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/neurons_doc.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -13,6 +13,9 @@ from lstmlens.errors import InputError, ModelError
 from lstmlens.explaining import explain
 from lstmlens.methods import method_names
 from lstmlens.models import ClassifierConfig, LSTMClassifier
+from lstmlens.models.forecaster import ForecasterConfig, LSTMForecaster
+from lstmlens.models.language_model import CharLanguageModel, LanguageModelConfig
+from lstmlens.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from lstmlens.parts import wrap
 from lstmlens.tokenizers import Tokenizer
 
@@ -40,16 +43,34 @@ def _models():
     feat = LSTMClassifier(ClassifierConfig(num_classes=3, input_size=4, hidden_sizes=[8],
                                            standardize=True))
     user = wrap(UserNet().eval(), embedding="emb", lstm="lstm", head="fc")
+    lm = CharLanguageModel(LanguageModelConfig(vocab_size=30, embedding_dim=5,
+                                               hidden_sizes=[6, 4]))
+    fc = LSTMForecaster(ForecasterConfig(horizon=2, window=7, hidden_sizes=[6], cycle=12.0))
+    mt = Seq2Seq(Seq2SeqConfig(src_vocab_size=30, tgt_vocab_size=20, embedding_dim=6,
+                               encoder_hidden_size=5, hidden_size=7, attention_size=4,
+                               dropout=0.0))
     ids = torch.randint(1, 30, (3, 7))
     ids[1, 5:] = 0
     ids[2, 2:] = 0
     L = torch.tensor([7, 5, 2])
     return {"tokens": (tok.eval(), ids, L), "attention": (att.eval(), ids, L),
             "features": (feat.eval(), torch.randn(3, 7, 4), L),
-            "user": (user, ids, torch.tensor([7, 7, 7]))}
+            "user": (user, ids, torch.tensor([7, 7, 7])),
+            "language_model": (lm.eval(), ids, L),
+            "forecaster": (fc.eval(), torch.randn(3, 7, 3) + 5.0, L),
+            "seq2seq": (mt.eval(), ids[:1], L[:1])}  # one source sentence at a time
 
 
 MODELS = _models()
+# (method, kind) pairs that refuse, and the part the refusal must name
+REFUSED = {("attention", "tokens"): "no attention", ("attention", "features"): "no attention",
+           ("attention", "user"): "no attention",
+           ("attention", "language_model"): "no attention",
+           ("attention", "forecaster"): "no attention",
+           ("cell_decomposition", "attention"): "bidirectional",
+           ("additive_cell_decomposition", "attention"): "bidirectional",
+           **{(m, "seq2seq"): "encoder–decoder's output" for m in
+              ("cd", "lrp", "cell_decomposition", "additive_cell_decomposition")}}
 DELTA_TOL = {"cd": 1e-5, "integrated_gradients": 1e-3, "cell_decomposition": 1e-5,
              "additive_cell_decomposition": 1e-5}
 
@@ -61,26 +82,27 @@ def test_contract(kind, method):
     opts = {"samples": 8} if method in ("shapley_sampling", "kernel_shap") else {}
     try:
         a = explain(model, x, method, lengths=L, **opts)
-    except ModelError as e:  # a method may refuse a model, saying why
+    except ModelError as e:  # a method may refuse a model, saying why (naming the part)
         assert "cannot explain this model" in str(e)
-        assert (method, kind) in {("attention", "tokens"), ("attention", "features"),
-                                  ("attention", "user"),
-                                  ("cell_decomposition", "attention"),
-                                  ("additive_cell_decomposition", "attention")}
+        assert (method, kind) in REFUSED and REFUSED[method, kind] in str(e)
         return
+    assert (method, kind) not in REFUSED
     B, T = x.shape[:2]
-    want = (B, T) if x.dim() == 2 else (B, T, 4)
+    want = (B, T) if x.dim() == 2 else (B, T, x.shape[-1])
     assert tuple(a.scores.shape) == want and a.method == method
     assert torch.isfinite(a.scores).all()
     pad = torch.arange(T)[None, :] >= L[:, None]
     assert (a.token_scores()[pad] == 0).all()
     assert a.scores.abs().sum() > 0
-    assert a.prediction.shape[0] == B and torch.allclose(a.prediction.sum(-1),
-                                                         torch.ones(B), atol=1e-5)
+    assert a.prediction.shape[0] == B
+    if a.outputs == "values":  # a forecast: the model's own output values, not a softmax
+        assert torch.allclose(a.prediction, model(x, L).detach(), atol=1e-5)
+    else:
+        assert torch.allclose(a.prediction.sum(-1), torch.ones(B), atol=1e-5)
     if method in DELTA_TOL:
         assert a.delta is not None and float(a.delta.max()) <= DELTA_TOL[method]
     doc = json.loads(a.to_json())
-    assert len(doc["items"]) == B and len(doc["items"][1]["scores"]) == int(L[1])
+    assert len(doc["items"]) == B and len(doc["items"][-1]["scores"]) == int(L[-1])
 
 
 def test_errors():

@@ -22,18 +22,21 @@ class Attribution:
 
     ``scores`` is ``[B, T]`` for token inputs and ``[B, T, F]`` for feature inputs (series,
     speech frames), zero at padded steps. ``delta`` says how far the scores miss the method's
-    own conservation law (``None`` where the method has none).
+    own conservation law (``None`` where the method has none). ``prediction`` holds the
+    model's class probabilities, or, for ``outputs == "values"`` (forecasters), its output
+    values themselves.
     """
 
     scores: torch.Tensor
     method: str
-    target: torch.Tensor  # (B,) class explained
-    prediction: torch.Tensor  # (B, C) probabilities of the model
+    target: torch.Tensor  # (B,) class (or output step) explained
+    prediction: torch.Tensor  # (B, C) probabilities of the model, or its output values
     lengths: torch.Tensor  # (B,)
     tokens: list[list[str]] | None = None
     params: dict[str, Any] = field(default_factory=dict)
     delta: torch.Tensor | None = None  # (B,)
     classes: list[str] | None = None
+    outputs: str = "classes"  # or "values": prediction holds values, not probabilities
 
     def __post_init__(self) -> None:
         T = self.scores.shape[1]
@@ -46,16 +49,19 @@ class Attribution:
         """``[B, T]``: per-feature scores summed over features where there are any."""
         return self.scores if self.scores.dim() == 2 else self.scores.sum(-1)
 
-    def _label(self, k: int) -> str:
-        return self.classes[k] if self.classes else str(k)
+    def label(self, k: int) -> str:
+        """The name of output ``k``: its class, token or step name, else the index."""
+        return self.classes[k] if self.classes and k < len(self.classes) else str(k)
 
     def to_dict(self) -> dict[str, Any]:
         out = []
         for b in range(self.scores.shape[0]):
             L = int(self.lengths[b])
-            item = {"target": self._label(int(self.target[b])),
+            item = {"target": self.label(int(self.target[b])),
                     "target_index": int(self.target[b]),
-                    "probabilities": [round(float(p), 6) for p in self.prediction[b]],
+                    ("values" if self.outputs == "values" else "probabilities"):
+                        [float(p) if self.outputs == "values" else round(float(p), 6)
+                         for p in self.prediction[b]],
                     "scores": self.scores[b, :L].double().tolist()}
             if self.tokens is not None:
                 item["tokens"] = self.tokens[b][:L]
@@ -79,8 +85,10 @@ class Attribution:
                 f"<span title='{float(v):.4g}' style='background:{_colour(float(v), vmax)};"
                 f"padding:1px 2px;margin:1px'>{html.escape(t)}</span>"
                 for t, v in zip(toks, ts[b, :L], strict=True))
-            head = (f"target {html.escape(self._label(int(self.target[b])))} "
-                    f"(p = {float(self.prediction[b, int(self.target[b])]):.3f})")
+            k = int(self.target[b])
+            value = (f"value = {float(self.prediction[b, k]):.4g}" if self.outputs == "values"
+                     else f"p = {float(self.prediction[b, k]):.3f}")
+            head = f"target {html.escape(self.label(k))} ({value})"
             parts.append(f"<p>{head}<br>{spans}</p>")
         parts.append("</div>")
         return "".join(parts)

@@ -9,51 +9,10 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Open up LSTM networks: every gate at every step, and why they decide.")
-err = Console(stderr=True)
-out = Console()
-
-
-def _fail(message: str) -> None:
-    # escape: messages name shapes like "[batch, time, 12]", which rich would take as markup
-    one_line = " ".join(str(message).split())
-    err.print(f"[bold red]error:[/] {escape(one_line)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
-
-
-def _guard(fn):
-    """Run a command body; expected errors become one line on stderr and exit code 1."""
-    from .datasets import DataUnavailableError
-    from .errors import LstmlensError
-    try:
-        return fn()
-    except (LstmlensError, DataUnavailableError, OSError) as e:
-        _fail(str(e))
-    except KeyboardInterrupt:
-        _fail("interrupted")
-    except Exception as e:  # a bug: still one line, never a traceback
-        _fail(f"unexpected {type(e).__name__}: {e} (this is a bug in lstmlens; please report it)")
-
-
-def _version(value: bool) -> None:
-    if value:
-        out.print(f"lstmlens {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-) -> None:
-    """lstmlens command line."""
+from .cli_common import _fail, _guard, app, err, out  # noqa: F401
 
 
 def _read_input(model, spec: str):
@@ -214,15 +173,96 @@ def _score_line(att, b: int = 0) -> str:
     return " ".join(parts)
 
 
+def _forecast_window(model, spec: str):
+    """A forecaster's window ``[1, T, F]``: ``history`` (the end of its training series, what
+    ``lstmlens forecast`` continues), ``test:N`` / ``validation:N`` / ``train:N`` (the N-th
+    forecast origin of that segment of its built-in series), or an .npy/.csv/.json file."""
+    import torch
+
+    from .errors import InputError
+    c, meta = model.config, (getattr(model, "meta", None) or {})
+    split, _, index = spec.partition(":")
+    if spec == "history":
+        if "history" not in meta:
+            raise InputError("this model stores no history; give test:N or a window file")
+        start = meta.get("history_start")
+        values = np.asarray(meta["history"], dtype=np.float64)
+        pos = None if start is None else float(start) + np.arange(len(values))
+        return torch.from_numpy(model.features(values, pos)[None]), None
+    if split in ("train", "validation", "test") and index.isdigit():
+        from .datasets.timeseries import SERIES, load_series
+        from .tasks.timeseries import window_origins
+        series = meta.get("series")
+        if series not in SERIES:
+            raise InputError(f"this model records no built-in series to read {spec!r} from; "
+                             "give the window as an .npy, .csv or .json file [time, features]")
+        data = load_series(series)
+        lo, hi = data.segment(split)
+        origins = window_origins(lo, hi, c.window, c.horizon, inputs_inside=split == "train")
+        if int(index) >= len(origins):
+            raise InputError(f"{split} has {len(origins)} forecast origins; {spec!r} is out of "
+                             "range")
+        t = int(origins[int(index)])
+        feats = model.features(data.values, data.position)[t - c.window:t]  # (W, F)
+        return torch.from_numpy(feats[None]), None
+    (x, lengths), _ = _read_input(model, spec)
+    return x, lengths
+
+
+def _explain_inputs(model, spec: str):
+    """What ``explain`` reads for each kind of model: a translation model's source text, a
+    forecaster's window, else what ``predict`` reads (text, split:N or a file)."""
+    from .models.forecaster import LSTMForecaster
+    from .models.seq2seq import Seq2Seq
+    if isinstance(model, Seq2Seq):
+        return spec, None
+    if isinstance(model, LSTMForecaster):
+        return _forecast_window(model, spec)
+    (x, lengths), _ = _read_input(model, spec)
+    return x, lengths
+
+
+def _headline(model, a) -> str:
+    """What was explained, in words."""
+    from .models.language_model import CharLanguageModel
+    k = int(a.target[0])
+    if a.outputs == "values":
+        value = float(a.prediction[0, k])
+        return f"explaining output step {k} ({a.label(k)}): forecast {value:.4g}"
+    p = f"(p = {float(a.prediction[0, k]):.3f})"
+    if "output_position" in a.params:
+        return (f"explaining output token {a.params['output_position']} "
+                f"{a.params['output_token']!r} {p} of the translation "
+                f"{a.params['translation']!r}")
+    if isinstance(model, CharLanguageModel):
+        return f"explaining the next character {a.label(k)!r} {p}"
+    return f"explaining class {a.label(k)} {p}"
+
+
+def _target_arg(target: str | None):
+    """``--target``: a whole number is an index (class, output step or position), anything
+    else a name (a class name, or the next character of a language model)."""
+    if target is None:
+        return None
+    t = target.strip()
+    return int(t) if t.lstrip("-").isdigit() else target
+
+
 @app.command("explain")
 def explain_cmd(
     model_dir: Annotated[Path, typer.Argument(help="A model directory.")],
     input: Annotated[str, typer.Argument(
-        help="Text (token models), test:N / train:N / validation:N, or an .npy/.csv/.json "
-             "file [time, features]")],
+        help="Text (token models; the prefix for a language model, the source sentence for "
+             "a translation model), test:N / train:N / validation:N, history (forecasters), "
+             "or an .npy/.csv/.json file [time, features]")],
     method: Annotated[str, typer.Option(help="Explanation method (see --all).")] = "cd",
-    target: Annotated[int | None, typer.Option(help="Class to explain (default: predicted)."
-                                               )] = None,
+    target: Annotated[str | None, typer.Option(
+        help="What to explain: a class (index or name; default: predicted), a language "
+             "model's next character, a forecaster's output step (default 0) or a "
+             "translation's output position (default 0).")] = None,
+    translation: Annotated[str | None, typer.Option(
+        help="Translation models: explain this output sentence (teacher-forced) instead "
+             "of the model's own translation.")] = None,
     all_methods: Annotated[bool, typer.Option("--all", help="Every method side by side.")
                            ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the attribution(s) as JSON.")
@@ -237,12 +277,14 @@ def explain_cmd(
         from .methods import method_names
         from .modeldir import load
         model = load(model_dir)
-        (x, lengths), _ = _read_input(model, input)
+        x, lengths = _explain_inputs(model, input)
+        extra = {} if translation is None else {"translation": translation}
         names = method_names() if all_methods else [method]
         results, skipped = [], []
         for name in names:
             try:
-                results.append(explain(model, x, name, target=target, lengths=lengths))
+                results.append(explain(model, x, name, target=_target_arg(target),
+                                       lengths=lengths, **extra))
             except ModelError as e:
                 if not all_methods:
                     raise
@@ -251,11 +293,7 @@ def explain_cmd(
             sys.stdout.write(json.dumps({"attributions": [a.to_dict() for a in results],
                                          "skipped": skipped}) + "\n")
         else:
-            first = results[0]
-            k = int(first.target[0])
-            label = first.classes[k] if first.classes else str(k)
-            out.print(f"explaining class {escape(label)} "
-                      f"(p = {float(first.prediction[0, k]):.3f})")
+            out.print(escape(_headline(model, results[0])), highlight=False)
             for a in results:
                 delta = "" if a.delta is None else f"  [dim](delta {float(a.delta[0]):.1e})[/]"
                 out.print(f"[bold]{a.method:>28}[/] {_score_line(a)}{delta}")
@@ -402,6 +440,24 @@ def train(
             out.print(f"  baseline {name}: " + json.dumps(vals))
     _guard(body)
 
+
+from .cli_evaluate import evaluate_cmd  # noqa: E402
+
+app.command("evaluate")(evaluate_cmd)
+
+from .cli_index import index_cmd  # noqa: E402
+
+app.command("index")(index_cmd)
+
+
+from .cli_rules import rules_cmd  # noqa: E402
+
+app.command("rules")(rules_cmd)
+from . import cli_automaton  # noqa: E402, F401  (registers `lstmlens automaton`)
+from .cli_neurons import neurons_app, report_cmd  # noqa: E402  (`neurons`, `report`)
+
+app.add_typer(neurons_app, name="neurons")
+app.command("report")(report_cmd)
 
 if __name__ == "__main__":
     app()

@@ -96,18 +96,24 @@ def cd_rows(parts: ModelParts, x: torch.Tensor, lengths: torch.Tensor, rows: tor
     with torch.no_grad():
         emb = parts.embed(x).to(dtype)  # (B, T, E)
         B, T, _ = emb.shape
+        bidir = parts.lstms[-1].bidirectional
+        read = None  # last/final pooling reads one position per direction of the top layer
+        if parts.pooling in ("last", "final"):
+            last = lengths[rows] - 1
+            read = torch.stack([last, last if parts.pooling == "last" else 0 * last], 1)
         h, xr = emb, None  # the first LSTM's relevant input: the true input in the span
         for i, lstm in enumerate(parts.lstms):
-            xr, xi, h = cd_lstm(lstm, h, xr, in_span, rows, lengths, bias_rule,
-                                features if i == 0 else None)
-        bidir = parts.lstms[-1].bidirectional
-        W = parts.head.weight.to(dtype)  # (C, H·D)
-        bias = (parts.head.bias.to(dtype) if parts.head.bias is not None
+            top = i == len(parts.lstms) - 1
+            xr, h = cd_lstm(lstm, h, xr, in_span, rows, lengths, bias_rule,
+                            features if i == 0 else None, read if top else None)
+            # β (N, T, ·) or, read at the pooled positions, (N, ·); true h (B, T, ·)
+        W = parts.head.weight.detach().to(dtype)  # (C, H·D)
+        bias = (parts.head.bias.detach().to(dtype) if parts.head.bias is not None
                 else torch.zeros(W.shape[0], dtype=dtype))
         if parts.pooling in ("last", "final"):
-            pb, _ = parts.pool(xr, lengths[rows], bidir)
-            pg, _ = parts.pool(xi, lengths[rows], bidir)
+            pb = xr  # (N, H·D) β at the pooled positions
             pooled_true, _ = parts.pool(h, lengths, bidir)
+            pg = pooled_true[rows] - pb  # γ = h − β
         else:  # attention weights come from the true forward pass, as the output gates do
             att = parts.pooling
             if next(att.parameters()).dtype != dtype:
@@ -115,7 +121,8 @@ def cd_rows(parts: ModelParts, x: torch.Tensor, lengths: torch.Tensor, rows: tor
             mask = torch.arange(T)[None, :] < lengths[:, None]
             pooled_true, alpha = att(h, mask)  # alpha (B, T)
             a = alpha.to(dtype)[rows][..., None]
-            pb, pg = (a * xr).sum(1), (a * xi).sum(1)
+            pb = (a * xr).sum(1)  # (N, H·D)
+            pg = pooled_true[rows] - pb  # γ = h − β, and Σ α (β + γ) = pooled
         logits = pooled_true @ W.t() + bias  # (B, C)
         return Decomposition(spans or [], pb @ W.t(), pg @ W.t(), logits[rows], bias,
                              bias_rule, rows)

@@ -91,4 +91,8 @@ def run_demo(out: str | Path | None = None, *, task: str = "sentiment", quick: b
     example = "test:0" if task == "speech" else '"your sentence"'
     console.print(f"done in {seconds:.0f} s; next: lstmlens explain {out} {example} --all   |"
                   f"   lstmlens trace {out} {example}")
-    return {"test_accuracy": m["test"]["accuracy"], "seconds": seconds, "out": str(out)}
+    from .report import write_report
+    report = write_report(out, out / "report.html")
+    console.print(f"report (one HTML file, opens offline): {report}")
+    return {"test_accuracy": m["test"]["accuracy"], "seconds": seconds, "out": str(out),
+            "report": str(report)}

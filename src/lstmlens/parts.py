@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -24,6 +24,14 @@ class ModelParts:
     ``embed`` maps the model's raw inputs ``[B, T]`` (token ids) or ``[B, T, F]`` (features)
     to the first LSTM's inputs ``[B, T, E]``; ``embedding`` is the ``nn.Embedding`` when
     there is one (for baselines such as the PAD token).
+
+    ``outputs`` says what the head gives: ``"classes"`` (logits; the prediction is their
+    softmax) or ``"values"`` (numbers such as a forecast; the prediction is the values
+    themselves). ``labels`` names the head's outputs (class names, or the vocabulary of a
+    language model). ``preprocess(x, lengths) -> (inputs, offset)``, when given, turns the
+    user's raw inputs into what the methods vary and returns what the model adds to the
+    head's read-out outside the LSTM path (the forecaster's level, ``(B,)``): the model's
+    output is ``head(...) + offset``.
     """
 
     model: nn.Module
@@ -33,6 +41,16 @@ class ModelParts:
     head: nn.Linear
     embedding: nn.Embedding | None = None
     input_kind: str = "tokens"  # or "features"
+    outputs: str = "classes"  # or "values"
+    labels: list[str] | None = None
+    preprocess: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] \
+        | None = None
+    # every part is one the exact methods (CD, LRP) can follow
+    exact: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if self.outputs not in ("classes", "values"):
+            raise ModelError(f"outputs must be 'classes' or 'values', got {self.outputs!r}")
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Logits through the parts alone (used to check a wrap against the module)."""
@@ -88,7 +106,7 @@ def _get(module: nn.Module, name: str | None, what: str) -> Any:
 
 
 def wrap(module: nn.Module, *, embedding: str | None = None, lstm: str | list[str] = "lstm",
-         head: str = "fc", pooling: str = "last") -> ModelParts:
+         head: str = "fc", pooling: str = "last", outputs: str = "classes") -> ModelParts:
     """Name the parts of a user's ``embedding → LSTM(s) → linear`` module.
 
     Parameters
@@ -106,6 +124,9 @@ def wrap(module: nn.Module, *, embedding: str | None = None, lstm: str | list[st
         ``lstm(x)[0][:, -1]``), ``"final"`` (its final states ``h_n``: for a bidirectional
         LSTM the forward half at the last step and the backward half at the first), or the
         name of an attention submodule returning ``(pooled, weights)`` from ``(h, mask)``.
+    outputs
+        ``"classes"`` (the head gives logits) or ``"values"`` (a regression head: the
+        prediction is its output, not a softmax; the default target is output 0).
 
     Examples
     --------
@@ -130,7 +151,7 @@ def wrap(module: nn.Module, *, embedding: str | None = None, lstm: str | list[st
     pool = pooling if pooling in ("last", "final") else _get(module, pooling, "pooling")
     embed = emb if emb is not None else (lambda x: x)
     return ModelParts(module, embed, lstms, pool, fc, emb,
-                      "tokens" if emb is not None else "features")
+                      "tokens" if emb is not None else "features", outputs)
 
 
 def parts_of(model: Any) -> ModelParts:

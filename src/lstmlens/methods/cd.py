@@ -17,6 +17,14 @@ class ContextualDecomposition(Method):
     scores of a step's features add up without counting its bias F times.
     """
 
+    def unsupported(self, ctx: Context) -> str | None:
+        if not getattr(ctx.parts, "exact", True):
+            return ("contextual decomposition cannot explain the encoder–decoder's output: it "
+                    "follows one chain of LSTMs into a linear head, and the output token also "
+                    "passes through the decoder LSTM and its attention over the source (use "
+                    "integrated_gradients, occlusion or shapley_sampling)")
+        return None
+
     def explain(self, ctx: Context, bias_rule: str = "code"):
         B, T = ctx.x.shape[:2]
         rows, starts = [], []

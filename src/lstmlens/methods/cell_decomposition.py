@@ -21,6 +21,11 @@ from . import Context, Method, register_method
 
 class _CellMethod(Method):
     def unsupported(self, ctx: Context) -> str | None:
+        if not getattr(ctx.parts, "exact", True):
+            return ("the cell decompositions cannot explain the encoder–decoder's output: they "
+                    "read the cell of the one LSTM whose last state feeds a linear head, and "
+                    "the output token comes from the decoder and its attention over the "
+                    "source (use integrated_gradients, occlusion or shapley_sampling)")
         top = ctx.parts.lstms[-1]
         if top.bidirectional:
             return "the cell decompositions follow one direction; its top LSTM is bidirectional"

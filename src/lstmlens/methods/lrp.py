@@ -15,6 +15,14 @@ class LRP(Method):
     how far it misses).
     """
 
+    def unsupported(self, ctx: Context) -> str | None:
+        if not getattr(ctx.parts, "exact", True):
+            return ("LRP cannot explain the encoder–decoder's output: it propagates relevance "
+                    "back through one chain of LSTMs from a linear head, and the output token "
+                    "also passes through the decoder LSTM and its attention over the source "
+                    "(use integrated_gradients, occlusion or shapley_sampling)")
+        return None
+
     def explain(self, ctx: Context, eps: float = 1e-3, bias_factor: float = 0.0):
         R, initial, score = lrp_parts(ctx.parts, ctx.x, ctx.lengths, ctx.target, eps,
                                       bias_factor, ctx.dtype)

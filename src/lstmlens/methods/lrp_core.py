@@ -20,6 +20,13 @@ def _stab(z: torch.Tensor, eps: float) -> torch.Tensor:
     return (z >= 0).to(z.dtype).mul_(2 * eps).add_(z).sub_(eps)
 
 
+def _inv_stab_(z: torch.Tensor, eps: float) -> torch.Tensor:
+    """1 / (z + ε·sgn z), sgn(0) = +1, in ``z``'s own storage: the ε-rule's per-output
+    factor without a fresh buffer (fresh memory costs page faults)."""
+    positive = z.ge(0)
+    return z.sub_(eps).add_(positive, alpha=2 * eps).reciprocal_()
+
+
 def eps_linear(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None, z: torch.Tensor,
                R: torch.Tensor, N: int, eps: float, bias_factor: float) -> torch.Tensor:
     """ε-rule for z = x Wᵀ + b: relevance of the inputs ``x`` (B, in) from ``R`` (B, out).
@@ -39,45 +46,72 @@ def _share(z: torch.Tensor, b: torch.Tensor | None, q: torch.Tensor, eps: float)
     return (((b if b is not None else 0.0) + eps * sgn) * q).sum(-1, keepdim=True)
 
 
-def lrp_direction(w, x: torch.Tensor, h_prev: torch.Tensor, gates: dict[str, torch.Tensor],
+def lrp_direction(w, x: torch.Tensor, h: torch.Tensor, gates: dict[str, torch.Tensor],
                   R_above: torch.Tensor, eps: float, bias_factor: float):
     """One layer and direction, processing order, time-major.
 
-    ``x`` (T, B, in), ``h_prev`` (T, B, P) = h_{t−1}; ``gates`` i, f, g, o, c, c_prev
-    (T, B, H); ``R_above`` (T, B, P) relevance arriving on each h_t from above. Returns the
-    relevance of the inputs (T, B, in) and of the initial state (h0 (B, P), c0 (B, H)).
+    ``x`` (T, B, in), ``h`` (T, B, P); ``gates`` i, f, g, o, c (T, B, H); ``R_above``
+    (T, B, P) relevance arriving on each h_t from above. Returns the relevance of the
+    inputs (T, B, in) and of the initial state (h0 (B, P), c0 (B, H)).
+
+    Only R_h and R_c run backwards through time; everything that does not depend on the
+    relevance is computed for all steps first, and the inputs' relevance, which nothing
+    later needs, in one product after the loop. Large temporaries are few and reused
+    (fresh memory costs page faults).
     """
     T, B, n_in = x.shape
     H, P = w.hidden_size, w.output_size
     Wg_x, Wg_h, Bg = w.w_ih[2 * H:3 * H], w.w_hh[2 * H:3 * H], w.bias[2 * H:3 * H]
-    W_cat = torch.cat([Wg_x, Wg_h], 1)  # (H, in + P): g's weights on [x_t, h_{t−1}]
-    zg = x @ Wg_x.t() + h_prev @ Wg_h.t() + Bg  # (T, B, H) candidate pre-activation
     c = gates["c"]
-    # everything that does not depend on the relevance, for all steps at once
-    fc = gates["f"] * gates["c_prev"]  # (T, B, H)
-    ig = gates["i"] * gates["g"]
-    stab_c, stab_g = _stab(c, eps), _stab(zg, eps)
-    xh = torch.cat([x, h_prev], -1)  # (T, B, in + P)
+    # g's pre-activation z_g = W_gx x_t + W_gh h_{t−1} + b_g, (T, B, H); h_{−1} = 0
+    zg = torch.addmm(Bg, x.reshape(T * B, n_in), Wg_x.t()).view(T, B, H)
+    if T > 1:
+        zg[1:].view(-1, H).addmm_(h[:-1].reshape(-1, P), Wg_h.t())
     N_c, N_g = 2 * H, n_in + P
+    if bias_factor:  # the ε-rule's spread needs z and q apart
+        inv_c = _stab(c, eps).reciprocal_()  # 1 / (c + ε sgn c)
+        inv_g = _stab(zg, eps).reciprocal_()
+        ig = gates["i"] * gates["g"]
+        fc = torch.zeros_like(c)
+        fc[1:] = gates["f"][1:] * c[:-1]  # f ⊙ c_{t−1}, c_{−1} = 0
+        Q_g = torch.empty_like(zg)
+    else:
+        # c_t = f ⊙ c_{t−1} + i ⊙ g with identity weights: R_c[t−1] = K_c R_c[t] and the
+        # candidate's pre-activation gets q_g = K_g R_c[t]; K_g's storage then holds q_g
+        K_c = _inv_stab_(c.clone(), eps)  # (T, B, H)
+        Q_g = _inv_stab_(zg, eps).mul_(K_c).mul_(gates["i"]).mul_(gates["g"])
+        K_c[0].zero_()
+        K_c[1:].mul_(gates["f"][1:]).mul_(c[:-1])
     m = gates["o"] * torch.tanh(c) if w.w_hr is not None else None
-    Rx = torch.empty_like(x)
+    # steps where relevance comes in (two reductions, no temporary of R_above's size)
+    arriving = (R_above.amax(dim=(1, 2)).ne(0) | R_above.amin(dim=(1, 2)).ne(0)).tolist()
+    share_g = x.new_zeros(T, B, 1) if bias_factor else None  # spread over the N_g inputs
     Rh = x.new_zeros(B, P)
     Rc = x.new_zeros(B, H)
     for t in range(T - 1, -1, -1):
-        Rh = Rh + R_above[t]
+        if arriving[t]:
+            Rh = Rh + R_above[t]
         if m is not None:  # h_t = W_hr m_t, m_t = o ⊙ tanh(c_t)
             Rh = eps_linear(m[t], w.w_hr, None, m[t] @ w.w_hr.t(), Rh, H, eps, bias_factor)
         Rc = Rc + Rh  # the output gate gets nothing; tanh passes relevance through
-        q = Rc / stab_c[t]  # c_t = f ⊙ c_{t−1} + i ⊙ g: identity weights
-        Rg, Rc = ig[t] * q, fc[t] * q
         if bias_factor:
+            q = Rc * inv_c[t]
             spread = bias_factor * _share(c[t], None, q, eps) / N_c
-            Rg, Rc = Rg + spread, Rc + spread
-        qg = Rg / stab_g[t]  # g's pre-activation: z_g = W_gx x_t + W_gh h_{t−1} + b_g
-        r = xh[t] * (qg @ W_cat)  # (B, in + P)
+            torch.mul(ig[t] * q + spread, inv_g[t], out=Q_g[t])
+            Rc = torch.addcmul(spread, fc[t], q)
+            share_g[t] = bias_factor * _share(zg[t], Bg, Q_g[t], eps) / N_g
+        else:
+            Q_g[t].mul_(Rc)
+            Rc = K_c[t] * Rc
+        if t > 0:
+            Rh = (Q_g[t] @ Wg_h).mul_(h[t - 1])  # (B, P)
+        else:
+            Rh = x.new_zeros(B, P)  # h_{−1} = 0
         if bias_factor:
-            r = r + bias_factor * _share(zg[t], Bg, qg, eps) / N_g
-        Rx[t], Rh = r[:, :n_in], r[:, n_in:]
+            Rh += share_g[t]
+    Rx = (Q_g.view(T * B, H) @ Wg_x).view(T, B, n_in).mul_(x)  # (T, B, in)
+    if bias_factor:
+        Rx += share_g
     return Rx, Rh, Rc
 
 
@@ -96,7 +130,7 @@ def lrp_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor, R_out: torch
     R = R_out
     initial = x.new_zeros(x.shape[0])
     for k in range(lstm.num_layers - 1, -1, -1):
-        R_in = torch.zeros_like(layer_inputs[k])
+        R_in = None
         for d in range(D):
             w = layer_weights(lstm, k, d, x.dtype)
             P = w.output_size
@@ -105,17 +139,16 @@ def lrp_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor, R_out: torch
                 return (t if _d == 0 else reverse_within(t, lengths)).transpose(0, 1)
 
             pre = f"layers.{k}.{DIRECTIONS[d]}."
-            c = proc(series[pre + "cell"])
-            h = proc(series[pre + "hidden"])
             gates = {"i": proc(series[pre + "input_gate"]), "f": proc(series[pre + "forget_gate"]),
                      "g": proc(series[pre + "cell_candidate"]),
-                     "o": proc(series[pre + "output_gate"]), "c": c,
-                     "c_prev": torch.cat([torch.zeros_like(c[:1]), c[:-1]])}
-            h_prev = torch.cat([torch.zeros_like(h[:1]), h[:-1]])
-            Rx, Rh0, Rc0 = lrp_direction(w, proc(layer_inputs[k]), h_prev, gates,
-                                         proc(R[..., d * P:(d + 1) * P]), eps, bias_factor)
-            Rx = Rx.transpose(0, 1)
-            R_in += Rx if d == 0 else reverse_within(Rx, lengths)
+                     "o": proc(series[pre + "output_gate"]), "c": proc(series[pre + "cell"])}
+            Rx, Rh0, Rc0 = lrp_direction(w, proc(layer_inputs[k]), proc(series[pre + "hidden"]),
+                                         gates, proc(R[..., d * P:(d + 1) * P]), eps,
+                                         bias_factor)
+            Rx = Rx.transpose(0, 1)  # (B, T, in)
+            if d == 1:
+                Rx = reverse_within(Rx, lengths)
+            R_in = Rx if R_in is None else R_in + Rx
             initial += Rh0.sum(-1) + Rc0.sum(-1)
         R = R_in
     return R, initial

@@ -1,31 +1,51 @@
 """``occlusion``: leave-one-out (or a sliding window), batched, reusing the unchanged prefix.
 
-Masking position t leaves every state before t as it was, so the LSTMs are restarted at t
-from the true states at t − 1 and only the suffix is recomputed (unidirectional models;
-a bidirectional model is recomputed whole, in batches).
+Masking position t leaves every state before t as it was, so a variant starting at t
+begins from the true states at t − 1 and only its suffix is computed. All variants are
+stepped together through absolute time: at step s only the variants with t ≤ s are
+active (about half the work of re-running every variant whole), and each sequence's
+input projection W x_s + b is computed once and shared by all its variants. Bidirectional
+models, and parts that are not a plain chain of LSTMs into a head (``exact = False``),
+are re-run whole, in batches, through ``ctx.forward``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..engine import trace_lstm
 from ..errors import InputError
+from ..weights import layer_weights
 from . import Context, Method, register_method
+from .cd_core import grid_layout
 from .gradients import baseline_for
 
-
-def _run(lstm, h, lengths, state):
-    T = h.shape[1]
-    packed = pack_padded_sequence(h, lengths.cpu(), batch_first=True, enforce_sorted=False)
-    out, _ = lstm(packed, state)
-    return pad_packed_sequence(out, batch_first=True, total_length=T)[0]
+# Variants stepped together: at most this many floats in one chunk's stored states.
+SUFFIX_CHUNK_ELEMENTS = 1 << 25
 
 
-def _logits(ctx: Context, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    pooled, _ = ctx.parts.pool(h, lengths, ctx.parts.lstms[-1].bidirectional)
-    return ctx.parts.head(pooled)
+@dataclass(frozen=True)
+class _Weights:
+    """One layer's weights, transposed for ``x @ W``, gates reordered to i, f, o, g so that
+    one σ call covers the three sigmoid gates."""
+
+    w_ih_t: torch.Tensor  # (in, 4H)
+    w_hh_t: torch.Tensor  # (P, 4H)
+    bias: torch.Tensor  # (4H,)
+    w_hr_t: torch.Tensor | None  # (H, P)
+    H: int
+    P: int
+
+
+def _sigmoids_first(w) -> _Weights:
+    H = w.hidden_size
+    order = torch.cat([torch.arange(2 * H), torch.arange(3 * H, 4 * H),
+                       torch.arange(2 * H, 3 * H)])
+    return _Weights(w.w_ih[order].t().contiguous(), w.w_hh[order].t().contiguous(),
+                    w.bias[order], None if w.w_hr is None else w.w_hr.t().contiguous(), H,
+                    w.output_size)
 
 
 @register_method("occlusion")
@@ -59,7 +79,8 @@ class Occlusion(Method):
         feat = torch.tensor([v[2] for v in var])
         with torch.no_grad():
             full = self._full(ctx, inp, output)
-            if any(lstm.bidirectional for lstm in ctx.parts.lstms):
+            if (not getattr(ctx.parts, "exact", True)
+                    or any(lstm.bidirectional for lstm in ctx.parts.lstms)):
                 out = self._recompute(ctx, inp, base, seq, start, feat, window, output, chunk)
             else:
                 out = self._suffix(ctx, inp, base, seq, start, feat, window, output)
@@ -107,36 +128,97 @@ class Occlusion(Method):
         return torch.cat(outs)
 
     def _suffix(self, ctx, inp, base, seq, start, feat, window, output):
-        """Restart every LSTM at each variant's first masked step from the true states."""
-        # the true pass: every layer's states, per LSTM module
-        true_series, tops = [], []
-        h = ctx.parts.embed(ctx.x if ctx.tokens_input else inp)  # (B, T, E)
-        for lstm in ctx.parts.lstms:
+        """Restart the LSTMs at each variant's first masked step from the true states."""
+        parts = ctx.parts
+        e = parts.embed(ctx.x if ctx.tokens_input else inp)  # (B, T, E) true LSTM inputs
+        layers, h = [], e
+        for lstm in parts.lstms:  # the true pass: every layer's states
             s = trace_lstm(lstm, h, ctx.lengths)
-            true_series.append(s)
+            for k in range(lstm.num_layers):
+                layers.append((_sigmoids_first(layer_weights(lstm, k, 0)),
+                               s[f"layers.{k}.forward.hidden"], s[f"layers.{k}.forward.cell"]))
             h = s[f"layers.{lstm.num_layers - 1}.forward.hidden"]
-            tops.append(h)
+        w0 = layers[0][0]
+        B, T, E = e.shape
+        proj = torch.addmm(w0.bias, e.reshape(B * T, E), w0.w_ih_t).view(B, T, -1)
+        per_chunk = max(1, SUFFIX_CHUNK_ELEMENTS // (T * max(w.P for w, _, _ in layers)))
         out = torch.empty(len(seq))
-        for t in torch.unique(start).tolist():
-            idx = (start == t).nonzero().squeeze(1)
-            rows = seq[idx]
-            L = ctx.lengths[rows] - t
-            x = inp[rows, t:]
-            x = self._masked(x, base[rows, t:], start[idx], feat[idx], window,
-                             torch.full_like(idx, t))
-            h = x if ctx.tokens_input else ctx.parts.embed(x)
-            for m, lstm in enumerate(ctx.parts.lstms):
-                if t == 0:
-                    state = None
-                else:
-                    s = true_series[m]
-                    hs = [s[f"layers.{k}.forward.hidden"][rows, t - 1]
-                          for k in range(lstm.num_layers)]
-                    cs = [s[f"layers.{k}.forward.cell"][rows, t - 1]
-                          for k in range(lstm.num_layers)]
-                    state = (torch.stack(hs), torch.stack(cs))
-                h = _run(lstm, h, L, state)
-            full_h = torch.cat([tops[-1][rows, :t], h], 1) if t else h
-            logits = _logits(ctx, full_h, ctx.lengths[rows])
-            out[idx] = self._value(ctx, logits, rows, output)
+        for i in range(0, len(seq), per_chunk):
+            sl = slice(i, i + per_chunk)
+            logits = self._step_variants(ctx, inp, base, layers, proj, seq[sl], start[sl],
+                                         feat[sl], window)
+            out[sl] = self._value(ctx, logits, seq[sl], output)
         return out
+
+    @staticmethod
+    def _step_variants(ctx, inp, base, layers, proj, seq, start, feat, window):
+        """Logits (V, C) of V variants; ``proj`` (B, T, 4H) = W x + b of the true inputs,
+        gates in the order i, f, o, g (see :func:`_sigmoids_first`)."""
+        parts = ctx.parts
+        V, T = len(seq), inp.shape[1]
+        # the occluded steps' inputs (V, w, E) and their projections (V, w, 4H)
+        at = start[:, None] + torch.arange(window)[None, :]  # (V, w)
+        masked = base[seq[:, None], at]
+        if not ctx.tokens_input:  # one feature of the step, then the model's own embed
+            keep = torch.ones(V, 1, inp.shape[-1], dtype=torch.bool)
+            keep[torch.arange(V), 0, feat] = False
+            masked = parts.embed(torch.where(keep, inp[seq[:, None], at], masked))
+        w0 = layers[0][0]
+        proj_w = torch.addmm(w0.bias, masked.reshape(V * window, -1), w0.w_ih_t)
+        proj_w = proj_w.view(V, window, -1) - proj[seq[:, None], at]  # change to W x + b
+        slot_row, slot_seq, group_start, m, pos = grid_layout(seq, start, inp.shape[0])
+        S = len(slot_row)
+        rows = slot_row.clamp_min(0)  # an empty slot runs row 0's variant; it is never read
+        n_active = (m * torch.searchsorted(group_start, torch.arange(T), right=True)).tolist()
+        hs = [proj.new_zeros(S, w.P) for w, _, _ in layers]
+        cs = [proj.new_zeros(S, w.H) for w, _, _ in layers]
+        top = layers[-1][1]  # (B, T, P) the true top states
+        keep_all = parts.pooling not in ("last", "final")
+        seq_top = proj.new_empty(T, S, top.shape[-1]) if keep_all else None
+        pooled = proj.new_zeros(S, top.shape[-1])
+        slot_last = torch.where(slot_row >= 0, ctx.lengths[slot_seq] - 1, -1)  # read there
+        slot_start = start[rows]
+        for s in range(T):
+            n = n_active[s]
+            if n == 0:
+                if keep_all:
+                    seq_top[s] = top[slot_seq, s]
+                continue
+            k_new = slice(n_active[s - 1] if s else 0, n)
+            for (_, h_true, c_true), h, c in zip(layers, hs, cs, strict=True):
+                if s > 0:  # variants starting now: the true state at s − 1
+                    h[k_new] = h_true[slot_seq[k_new], s - 1]
+                    c[k_new] = c_true[slot_seq[k_new], s - 1]
+            x = None
+            for li, ((w, _, _), h, c) in enumerate(zip(layers, hs, cs, strict=True)):
+                H = w.H
+                g = h[:n] @ w.w_hh_t  # (n, 4H) gates i, f, o, g
+                if li == 0:
+                    if m == 1:
+                        g += proj[:, s].index_select(0, slot_seq[:n])
+                    else:
+                        g.view(n // m, m, -1).add_(proj[None, :, s])
+                    off = s - slot_start[:n]
+                    inside = ((off >= 0) & (off < window)).nonzero().squeeze(1)
+                    g.index_add_(0, inside, proj_w[rows[inside], off[inside]])
+                else:
+                    g.addmm_(x, w.w_ih_t).add_(w.bias)
+                g[:, : 3 * H].sigmoid_()
+                g[:, 3 * H:].tanh_()
+                c[:n].mul_(g[:, H:2 * H]).addcmul_(g[:, :H], g[:, 3 * H:])  # f c + i g
+                if w.w_hr_t is None:  # h = o ⊙ tanh c, straight into the state
+                    torch.tanh(c[:n], out=h[:n]).mul_(g[:, 2 * H:3 * H])
+                else:
+                    torch.mm(torch.tanh(c[:n]).mul_(g[:, 2 * H:3 * H]), w.w_hr_t, out=h[:n])
+                x = h[:n]
+            hits = (slot_last[:n] == s).nonzero().squeeze(1)
+            pooled[hits] = x[hits]
+            if keep_all:
+                seq_top[s, :n] = x
+                seq_top[s, n:] = top[slot_seq[n:], s]
+        if keep_all:  # the whole top sequence of each variant
+            full = seq_top.index_select(1, pos).transpose(0, 1)  # (V, T, P)
+            pooled_v, _ = parts.pool(full, ctx.lengths[seq], False)
+        else:
+            pooled_v = pooled.index_select(0, pos)
+        return parts.head(pooled_v)

@@ -267,6 +267,53 @@ class LSTMForecaster(nn.Module):
         z, level = self.forward_standardized(x, lengths)
         return self.unstandardize(z, level)
 
+    # ----------------------------------------------------------------------- explaining
+
+    def _embed_window(self, r: torch.Tensor) -> torch.Tensor:
+        """Standardized LSTM inputs ``(B, T, F)`` of a window made relative to its last
+        value. On a raw window the last step's value is subtracted first, so the same
+        function reads raw windows too (on a relative window it subtracts 0)."""
+        if self.config.relative:
+            shift = torch.zeros_like(r)
+            shift[..., 0] = r[:, -1:, 0]  # (B, T): the last value, 0 on a relative window
+            r = r - shift
+        return (r - self.input_mean.to(r.dtype)) / self.input_std.to(r.dtype)
+
+    def _relative_window(self, x: torch.Tensor, lengths: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw windows ``(B, T, F)`` → the window relative to its last valid value (zero at
+        padded steps) and that value, the level ``(B,)`` the model adds to its forecast."""
+        x, lengths = self._check(x, lengths)
+        level = self._level(x, lengths)  # (B,)
+        valid = (torch.arange(x.shape[1])[None, :] < lengths[:, None])[..., None]  # (B, T, 1)
+        return self._relative(x, level) * valid, level
+
+    def explainable_parts(self):
+        """The forecast as explainable parts: relative, standardized window → LSTMs → the
+        last state → one linear read-out **in the series' units**.
+
+        The model's output is ``y_k = level + target_mean_k + target_std_k · (W_k h_T +
+        b_k)``; the affine de-standardization is folded into the head (``W' = diag(std)
+        W``, ``b' = std ⊙ b + mean``), so every method explains ``y_k − level``: the
+        forecast's change from the window's last value, in the series' units (for
+        ``relative=False`` the level is 0 and that is the forecast itself). Inputs are the
+        window relative to that last value (``preprocess``), so a zero baseline is a flat
+        window; the prediction is ``y``. The relative window's last value is 0 by
+        construction; moving it away from 0 moves the whole window, as moving the last
+        observation does (``embed`` subtracts it).
+        """
+        from ..parts import ModelParts
+        W, b = self.head.weight.detach(), self.head.bias.detach()
+        std, mean = self.target_std.to(W.dtype), self.target_mean.to(W.dtype)
+        head = nn.Linear(W.shape[1], W.shape[0]).to(W.device, W.dtype)
+        with torch.no_grad():
+            head.weight.copy_(std[:, None] * W)  # (horizon, H)
+            head.bias.copy_(std * b + mean)
+        head.requires_grad_(False)
+        labels = [f"t+{k + 1}" for k in range(self.config.horizon)]
+        return ModelParts(self, self._embed_window, list(self.lstms), "last", head, None,
+                          "features", "values", labels, self._relative_window)
+
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)
 

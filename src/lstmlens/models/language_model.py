@@ -147,6 +147,17 @@ class CharLanguageModel(nn.Module):
         logits = self.head(self.dropout(x))  # (B, T, V)
         return (logits, new_state) if return_state else logits
 
+    def explainable_parts(self):
+        """The next-token prediction after a prefix as explainable parts: embedding →
+        LSTMs → the state at the prefix's last character → the head (logits over the
+        vocabulary). Dropout is off in evaluation, so it is no part."""
+        from ..parts import ModelParts
+        tok = getattr(self, "tokenizer", None)
+        labels = list(tok.vocab) if tok is not None and len(tok) == self.config.vocab_size \
+            else None
+        return ModelParts(self, self.embedding, list(self.lstms), "last", self.head,
+                          self.embedding, "tokens", "classes", labels)
+
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)
 

@@ -34,7 +34,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..batching import pad_batch
-from ..errors import InputError, ModelFormatError
+from ..errors import InputError, ModelError, ModelFormatError
 from ..inputs import as_tensor, check_lengths
 from ..tokenizers import BOS, EOS, Tokenizer
 from .registry import register_model
@@ -229,7 +229,14 @@ class Seq2Seq(nn.Module):
         B, S = src.shape
         lengths = check_lengths(lengths, B, S) if lengths is not None \
             else torch.full((B,), S, dtype=torch.long)
-        x = self.dropout(self.src_embedding(src))  # (B, S, E)
+        return self.encode_embedded(self.src_embedding(src), lengths)
+
+    def encode_embedded(self, x: torch.Tensor, lengths: torch.Tensor
+                        ) -> tuple[Memory, tuple[torch.Tensor, torch.Tensor]]:
+        """:meth:`encode` from source embeddings ``x (B, S, E)`` and checked ``lengths``
+        (differentiable in ``x``: explanation methods vary the embeddings)."""
+        B, S, _ = x.shape
+        x = self.dropout(x)  # (B, S, E)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, (h_n, c_n) = self.encoder(packed)
         states, _ = pad_packed_sequence(out, batch_first=True, total_length=S)  # (B, S, D·He)
@@ -288,6 +295,12 @@ class Seq2Seq(nn.Module):
         if tgt_in.shape[0] != memory.states.shape[0]:
             raise InputError(f"src has {memory.states.shape[0]} sequences but tgt_in has "
                              f"{tgt_in.shape[0]}")
+        return self.decode(memory, state, tgt_in)
+
+    def decode(self, memory: Memory, state: tuple[torch.Tensor, torch.Tensor],
+               tgt_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced logits ``(B, T, V)`` and attention ``(B, T, S)`` of checked target
+        ids ``tgt_in (B, T)`` (starting with ``<bos>``), given the encoder's output."""
         if self.config.input_feeding:
             ctx, steps, alphas = None, [], []
             for t in range(tgt_in.shape[1]):
@@ -301,6 +314,13 @@ class Seq2Seq(nn.Module):
         s, _ = self.decoder(x, state)  # (B, T, Hd)
         ctx, alpha = self.attend(s, memory)  # (B, T, D·He), (B, T, S)
         return self.readout(s, ctx), alpha
+
+    def explainable_parts(self):
+        """Refused: what a translation model explains depends on the sentence and the
+        output position (see :mod:`lstmlens.seq2seq_parts`)."""
+        raise ModelError("a translation model's parts depend on the source sentence and the "
+                         "output token: explain it with lstmlens.explain(model, 'source "
+                         "sentence', method=..., target=k) (output position k)")
 
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)
