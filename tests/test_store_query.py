@@ -89,6 +89,9 @@ def test_select_then_match_finds_the_span(store):
 
 def test_top_contexts_and_unit_index(store):
     v = np.asarray(store[KEY][:], np.float32)
+    assert store.by_unit(KEY) is not None  # the unit-major index of hidden states
+    assert store.by_unit("lstms.0.layers.0.forward.forget_gate") is None
+    np.testing.assert_array_equal(np.asarray(store.by_unit(KEY)[:], np.float32), v.T)
     np.testing.assert_array_equal(unit_values(store, KEY, [2, 9]), v[:, [2, 9]].T)
     # a series without a unit-major index reads the token-major array the same way
     g = "lstms.0.layers.0.forward.forget_gate"

@@ -7,7 +7,8 @@ Layout of a store ``STORE/`` (a Zarr group; its ``lstmlens`` attribute holds the
 - ``series/{key}`` ``[N, units]`` (float16 by default) for every gate and state of every
   LSTM, layer and direction, keyed like :class:`lstmlens.Trace` (``lstms.0.layers.0.forward.
   forget_gate``); ``by_unit/{key}`` ``[units, N]`` the same values unit-major (hidden
-  states, uncompressed), the per-unit index that makes span queries fast;
+  states, uncompressed, in blocks of 262,144 steps), the per-unit index that makes span
+  queries fast, built from the series once every chunk is done;
 - ``predictions/...`` and ``attributions/{method}`` ``[N]``;
 - ``saturation/{key}`` ``[chunks, 2, units]``: per chunk, steps below 0.1 and above 0.9;
 - ``.progress/``: one ``chunk-NNNNNN.json`` per finished chunk, each written (atomically
@@ -185,7 +186,13 @@ class CorpusStore:
     def by_unit(self, key: str):
         """The unit-major copy ``[units, N]`` of an indexed series, or ``None``."""
         name = f"by_unit/{key}"
-        return self.group[name] if key in self.series_keys and name in self.group else None
+        if key not in self.series_keys or name not in self.group:
+            return None
+        blocks = -(-self.n_tokens // self.group[name].chunks[1])
+        if not all((self.path / PROGRESS / f"by_unit-{j:06d}.json").exists()
+                   for j in range(blocks)):
+            return None  # not (fully) built yet: queries read the token-major series
+        return self.group[name]
 
     def dask(self, key: str):
         """A lazy Dask array of a series or prediction/attribution array."""

@@ -43,6 +43,7 @@ from .weights import DIRECTIONS
 
 DTYPES = ("float16", "float32")
 DEFAULT_CHUNK = 8192
+UNIT_BLOCK = 262144  # steps per chunk of the unit-major index (one unit's row: few reads)
 BATCH_SLOTS = 4096  # at most this many padded steps per forward pass (bounds memory)
 SAT_LOW, SAT_HIGH = 0.1, 0.9
 
@@ -256,8 +257,6 @@ def write_chunk(target: _Target, c: int, bufs: dict[str, torch.Tensor]) -> int:
             continue
         key = name[7:]
         kind = key.rsplit(".", 1)[1]
-        if kind in INDEXED_SERIES:
-            target[f"by_unit/{key}"][:, a:b] = buf.t().contiguous().numpy()
         if kind in GATE_SERIES:  # counted on the stored values, compared in float32
             v = buf.float()
             counts = torch.stack([torch.count_nonzero(v < SAT_LOW, 0),
@@ -276,6 +275,28 @@ def index_chunk(store_path: str, c: int, model: Any = None) -> int:
         _return_freed_memory()
         model = _load_model(target.meta["model_dir"], target.meta["model_sha256"])
     return write_chunk(target, c, compute_chunk(target, c, model))
+
+
+def build_unit_index(store_path: str) -> None:
+    """Fill the unit-major index ``by_unit/{key}`` ``[units, N]`` from the finished token-major
+    series, block by block of ``UNIT_BLOCK`` steps (one ``[units, block]`` buffer in memory),
+    each block's marker written after all of its arrays. Runs after every chunk is done."""
+    target = _Target.of(store_path)
+    N = target.meta["layout"]["n_tokens"]
+    K = target.meta["layout"]["chunk_tokens"]
+    keys = [k for k in target.meta["layout"]["series"] if k.rsplit(".", 1)[1] in INDEXED_SERIES]
+    for j in range(-(-N // UNIT_BLOCK)):
+        marker = target.path / PROGRESS / f"by_unit-{j:06d}.json"
+        if marker.exists():
+            continue
+        lo, hi = j * UNIT_BLOCK, min(N, (j + 1) * UNIT_BLOCK)
+        for key in keys:
+            src = target[f"series/{key}"]
+            block = np.empty((src.shape[1], hi - lo), src.dtype)  # (U, block)
+            for a in range(lo, hi, K):
+                block[:, a - lo:min(hi, a + K) - lo] = np.asarray(src[a:min(hi, a + K)]).T
+            target[f"by_unit/{key}"][:, lo:hi] = block
+        write_json_atomic(marker, {"by_unit_block": j, "tokens": [lo, hi]})
 
 
 def _run_in_process(store_path: str, todo: list[int], model: Any,
@@ -365,7 +386,7 @@ def _create_arrays(g, model, s: dict, N: int, K: int) -> dict[str, Any]:
                        compressors=comp, fill_value=0, overwrite=True)
         name = key.rsplit(".", 1)[1]
         if name in INDEXED_SERIES:
-            g.create_array(f"by_unit/{key}", shape=(U, N), chunks=(1, K), shards=(U, K),
+            g.create_array(f"by_unit/{key}", shape=(U, N), chunks=(1, UNIT_BLOCK),
                            dtype=s["dtype"], compressors=None, fill_value=0, overwrite=True)
         if name in GATE_SERIES:
             g.create_array(f"saturation/{key}", shape=(n_chunks, 2, U), chunks=(1, 2, U),
@@ -513,6 +534,7 @@ def index_corpus(
             from .store_dask import run_distributed
             run_distributed(str(out), todo, workers=workers, scheduler=scheduler,
                             progress=progress)
+        build_unit_index(str(out))
     except OSError as e:
         done = int(done_chunks(out, n_chunks).sum())
         raise StoreError(f"writing {out} failed: {e.strerror or e}; {done} of {n_chunks} "
