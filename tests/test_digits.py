@@ -251,7 +251,8 @@ def test_quick_data_is_cached_and_identical(quick_run):
     model = result.model
     assert result.metrics["synthesis_cached"] is False
     # the cached features give the same test accuracy as the freshly synthesised ones
-    assert lstmlens.evaluate(model, again.test)["accuracy"] == result.metrics["test"]["accuracy"]
+    accuracy = lstmlens.training.evaluate(model, again.test)["accuracy"]
+    assert accuracy == result.metrics["test"]["accuracy"]
 
 
 @pytest.mark.slow

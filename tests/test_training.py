@@ -13,8 +13,9 @@ import pytest
 import torch
 
 import lstmlens
-from lstmlens import InputError, LSTMClassifier, evaluate, fit
+from lstmlens import InputError, LSTMClassifier, fit
 from lstmlens.datasets import SequenceData
+from lstmlens.training import evaluate
 
 ACCURACY_THRESHOLD = 0.9
 

@@ -127,10 +127,19 @@ def load_sample(model: Any, data: Any = None, n: int | None = 500, seed: int = 0
     return Sample(ids, toks, labels, desc, notes)
 
 
-def _batches(sample: Sample, batch_size: int) -> list[np.ndarray]:
-    """Sentence indices grouped by similar length (less padding)."""
-    order = np.argsort([len(i) for i in sample.ids], kind="stable")
-    return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+def _batches(sample: Sample, batch_size: int, same_length: bool = False) -> list[np.ndarray]:
+    """Sentence indices grouped by similar length (less padding); with ``same_length`` each
+    batch holds sentences of one length only (no padding, so no packed sequences: gradient
+    methods through packed LSTMs are many times slower)."""
+    lengths = np.array([len(i) for i in sample.ids])
+    order = np.argsort(lengths, kind="stable")
+    if not same_length:
+        return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    out = []
+    for L in np.unique(lengths):
+        group = order[lengths[order] == L]
+        out += [group[s:s + batch_size] for s in range(0, len(group), batch_size)]
+    return out
 
 
 def _padded(sample: Sample, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,7 +178,7 @@ def explain_sample(model: Any, sample: Sample, method: str, target: np.ndarray,
         return [rng.random(len(i)) for i in sample.ids]
     from .explaining import explain
     out: list[np.ndarray] = [np.zeros(0)] * len(sample)
-    for rows in _batches(sample, batch_size):
+    for rows in _batches(sample, batch_size, same_length=True):
         x, L = _padded(sample, rows)
         att = explain(model, x, method, target=torch.as_tensor(target[rows]), lengths=L,
                       **(options or {}))
