@@ -18,7 +18,9 @@ import torch  # noqa: E402
 
 from benchmarks.common import machine  # noqa: E402
 
-BENCHMARKS = ["bench_trace", "bench_explain"]
+# `make bench`; bench_store (`make bench-store`, ~10 min, ~15 GB of scratch in /tmp) and
+# bench_tasks (`make train-all`, ~1 h) run on their own.
+BENCHMARKS = ["bench_trace", "bench_explain", "bench_automata", "bench_evaluate"]
 
 
 def _sections(text: str) -> dict[str, str]:

@@ -207,6 +207,16 @@ def test_json_round_trip(planted, fitted) -> None:
     assert np.array_equal(again.predict(test[:200]), fitted.predict(test[:200]))
 
 
+def test_html_lists_the_rules_escaped(fitted) -> None:
+    page = fitted._repr_html_(top=5)
+    first = fitted.rules_[0]
+    assert page.count("<tr>") == 1 + min(5, len(fitted.rules_))
+    assert f"<td>{first.support}</td>" in page and first.pattern[0] in page
+    evil = PhraseRules.from_dict(json.loads(fitted.to_json()))
+    evil.rules_[0].pattern = ("<script>",)
+    assert "<script>" not in evil._repr_html_() and "&lt;script&gt;" in evil._repr_html_()
+
+
 # -- the command line ----------------------------------------------------------------------
 def test_cli_prints_rules_and_json(planted) -> None:
     out, *_ = planted

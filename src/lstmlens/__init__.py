@@ -19,7 +19,7 @@ from .methods import method_names  # noqa: E402
 from .modeldir import load, save  # noqa: E402
 from .models import ClassifierConfig, LSTMClassifier  # noqa: E402
 from .parts import wrap  # noqa: E402
-from .rules import PhraseRules, Rule  # noqa: E402, F401  (public: lstmlens.PhraseRules)
+from .rules import PhraseRules, Rule  # noqa: E402
 from .store import open_store  # noqa: E402
 from .store_index import index_corpus  # noqa: E402
 from .trace_result import Trace  # noqa: E402
@@ -30,7 +30,8 @@ __all__ = [
     "Attribution", "Decomposition", "decompose", "explain", "method_names", "wrap",
     "ClassifierConfig", "InputError", "LSTMClassifier", "LstmlensError", "ModelError",
     "ModelFormatError", "Trace", "__version__", "evaluate", "fit", "from_keras", "load",
-    "save", "trace", "AutomatonExtraction", "extract_automaton",
+    "save", "trace", "AutomatonExtraction", "extract_automaton", "PhraseRules", "Rule",
+    "index_corpus", "open_store",
 ]
 
 from .cells import find_units  # noqa: E402

@@ -25,6 +25,7 @@ separate the training texts it matches from the rest (AUC of the state the head 
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from collections import Counter, defaultdict
@@ -504,6 +505,21 @@ class PhraseRules:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
+
+    def _repr_html_(self, top: int = 20) -> str:
+        """The first ``top`` rules as a table (escaped), for notebooks."""
+        if not hasattr(self, "rules_"):
+            return f"<pre>{html.escape(repr(self))}</pre>"
+        rows = "".join(
+            f"<tr><td>{i + 1}</td><td>{html.escape(' … '.join(r.pattern))}</td>"
+            f"<td>{html.escape(r.class_name)}</td><td>{r.support}</td>"
+            f"<td>{r.precision:.2f}</td>"
+            f"<td>{html.escape(', '.join(str(u.get('unit')) for u in r.units[:3]))}</td></tr>"
+            for i, r in enumerate(self.rules_[:top]))
+        return (f"<p>{len(self.rules_)} phrase rules ({html.escape(self.method)}); otherwise "
+                f"<b>{html.escape(self.classes_[self.default_])}</b></p><table><tr><th>#</th>"
+                "<th>pattern</th><th>class</th><th>support</th><th>precision</th>"
+                f"<th>units</th></tr>{rows}</table>")
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> PhraseRules:
