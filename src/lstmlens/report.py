@@ -149,8 +149,12 @@ def build_report(model_dir: str | Path, *, corpus: list[Any] | None = None,
     sections = [_model_card(model, model_dir)]
     if example is None:
         example = texts[0]
-    if getattr(model, "kind", "") == "classifier":
+    kind = getattr(model, "kind", "")
+    if kind == "classifier":
         sections.append(_explanations(model, example))
+    elif kind == "language_model" and isinstance(example, str):
+        # the next character after the example's last 60 (sampling methods scale with length)
+        sections.append(_explanations(model, example[-60:]))
     else:
         sections.append("<h2>Example explanations</h2><p class='na'>every method: not "
                         f"applicable: a {html.escape(str(getattr(model, 'kind', '')))} model "
