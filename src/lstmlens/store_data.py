@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from .datasets.userdata import FORMATS
+from .datasets.userdata import FORMATS, csv_rows
 from .errors import InputError
 
 ACCEPTED = "accepted: .txt (one document per line), .csv/.tsv (header row), .jsonl"
@@ -92,16 +92,7 @@ def _csv(path: Path, encoding: str, column: str, delimiter: str) -> Iterator[tup
             raise InputError(f"{path}: line 1 (header): no column {column!r}; the columns are "
                              f"{header} (pass --text-column to name the right one)")
         col = header.index(column)
-        while True:
-            line = reader.line_num + 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as e:
-                raise InputError(f"{path}: line {reader.line_num}: {e}") from None
-            if not row or all(not c.strip() for c in row):
-                continue
+        for line, row in csv_rows(reader, path):
             if col >= len(row) or not row[col].strip():
                 raise _empty(path, line)
             yield line, row[col]

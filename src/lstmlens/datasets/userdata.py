@@ -12,7 +12,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,21 @@ def _label_text(value: Any, where: str, label_column: str) -> str:
                      f"got {json.dumps(value)[:40]}")
 
 
+def csv_rows(reader: Any, path: Any) -> Iterator[tuple[int, list[str]]]:
+    """``(line, row)`` of a ``csv.reader`` past its header, blank rows skipped; ``line`` is
+    where the row starts (a quoted field may span lines). A malformed row is an InputError."""
+    while True:
+        line = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise InputError(f"{path}: line {reader.line_num}: {e}") from None
+        if row and any(c.strip() for c in row):
+            yield line, row
+
+
 def _rows_csv(text: str, path: Path, delimiter: str, text_column: str,
               label_column: str | None) -> list[tuple[int, str, str | None]]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -83,16 +98,7 @@ def _rows_csv(text: str, path: Path, delimiter: str, text_column: str,
     ti = header.index(text_column)
     li = header.index(label_column) if label_column is not None else None
     rows = []
-    while True:
-        line = reader.line_num + 1  # where the row starts (a quoted field may span lines)
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            raise InputError(f"{path}: line {reader.line_num}: {e}") from None
-        if not row or all(not c.strip() for c in row):
-            continue
+    for line, row in csv_rows(reader, path):
         if ti >= len(row) or not row[ti].strip():
             raise InputError(f"{path}: line {line}: the text ({text_column!r}) is empty")
         label = None
