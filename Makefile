@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# PASSIVE: idle OpenMP threads sleep, so a machine busy with other work does not slow
+# torch's 2 threads 10× (spinning threads fight for the cores).
 demo: $(STAMP)
-	$(BIN)/lstmlens demo
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/lstmlens demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
