@@ -111,6 +111,19 @@ def evaluate(model: nn.Module, data: Any, objective: Objective | None = None,
     return {k: v / count for k, v in sums.items()}
 
 
+def train_step(model: nn.Module, objective: Any, batch: Any, opt: torch.optim.Optimizer,
+               clip: float | None) -> tuple[dict[str, Any], int]:
+    """One optimisation step on ``batch``: the objective's loss, backward, optional gradient
+    clipping, update. Returns the objective's summed statistics and the items it counted."""
+    loss, stats, n = objective.step(model, batch)
+    opt.zero_grad()
+    loss.backward()
+    if clip:
+        nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    return stats, n
+
+
 def fit(
     model: nn.Module,
     train: Any,
@@ -158,12 +171,7 @@ def fit(
             sums: dict[str, float] = {}
             seen = 0
             for idx in batches(n_items, batch_size, rng):
-                loss, s, n = objective.step(model, objective.batch(train, idx))
-                opt.zero_grad()
-                loss.backward()
-                if clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), clip)
-                opt.step()
+                s, n = train_step(model, objective, objective.batch(train, idx), opt, clip)
                 for k, v in s.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
                 seen += n

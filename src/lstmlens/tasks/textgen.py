@@ -38,7 +38,7 @@ from ..models.language_model import (
 )
 from ..ngram import KneserNeyLM
 from ..tokenizers import Tokenizer
-from ..training import History, evaluate, seed_everything
+from ..training import History, evaluate, seed_everything, train_step
 from . import TaskResult, register_task
 
 # Defaults per corpus (full runs); quick runs use a slice and a small model.
@@ -152,12 +152,8 @@ def train_char_lm(
                 if final_lr_factor != 1:
                     for group in opt.param_groups:
                         group["lr"] = lr * (1 - (1 - final_lr_factor) * min(used(), 1.0))
-                loss, s, n = objective.step(model, objective.batch(train, order[a:a + per_step]))
-                opt.zero_grad()
-                loss.backward()
-                if clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), clip)
-                opt.step()
+                s, n = train_step(model, objective, objective.batch(train, order[a:a + per_step]),
+                                  opt, clip)
                 for k, x in s.items():
                     sums[k] = sums.get(k, 0.0) + float(x)
                 seen += n

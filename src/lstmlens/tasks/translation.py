@@ -32,7 +32,7 @@ from ..models.seq2seq import (
     TokenizerPair,
 )
 from ..tokenizers import BOS, EOS, PAD, UNK, Tokenizer
-from ..training import History, evaluate, seed_everything
+from ..training import History, evaluate, seed_everything, train_step
 from . import TaskResult, register_task
 
 __all__ = ["bleu_scores", "fit_seq2seq", "train_translation"]
@@ -90,12 +90,7 @@ def fit_seq2seq(model: nn.Module, train: ParallelIds, validation: ParallelIds | 
         sums = {"loss": 0.0, "token_accuracy": 0.0}
         seen = 0
         for idx in _length_batches(train, batch_size, rng):
-            loss, s, n = objective.step(model, objective.batch(train, idx))
-            opt.zero_grad()
-            loss.backward()
-            if clip:
-                nn.utils.clip_grad_norm_(model.parameters(), clip)
-            opt.step()
+            s, n = train_step(model, objective, objective.batch(train, idx), opt, clip)
             for k, v in s.items():
                 sums[k] += float(v)
             seen += n
