@@ -184,6 +184,19 @@ def test_forecaster_cd_conserves_the_forecast_change(relative):
     assert np.abs(d64.irrelevant[0].numpy() - irr).max() <= 1e-8
 
 
+def test_forecaster_decompose_reads_padded_windows_as_the_model_does():
+    fc = _forecaster()
+    x = _windows(fc)
+    lengths = torch.tensor([6, 4])
+    x[1, 4:] = 99.0  # padding: never read
+    y = fc(x, lengths).detach()
+    level = x[torch.arange(2), lengths - 1, 0]
+    bias = fc.target_std * fc.head.bias.detach() + fc.target_mean
+    d = lstmlens.decompose(fc, x, [(0, 1, 3), (1, 0, 2)], lengths=lengths)
+    want = (y - level[:, None] - bias)[d.rows]
+    assert ((d.relevant + d.irrelevant) - want).abs().max() <= 1e-5
+
+
 def test_forecaster_lrp_conserves_in_float64():
     fc64 = copy.deepcopy(_forecaster()).double()
     x = _windows(fc64).double()

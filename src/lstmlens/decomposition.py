@@ -156,6 +156,8 @@ def decompose(model: Any, inputs: Any, spans: Any, lengths: Any = None, *,
         raise InputError(f"inputs are empty (shape {tuple(x.shape)})")
     L = (torch.as_tensor(lengths, dtype=torch.long).reshape(-1) if lengths is not None
          else torch.full((x.shape[0],), x.shape[1], dtype=torch.long))
+    if parts.preprocess is not None:  # as explain does: e.g. the forecaster's relative window
+        x, _ = parts.preprocess(x, L)
     spans = normalise_spans(spans, L, single)
     rows = torch.tensor([s[0] for s in spans], dtype=torch.long)
     pos = torch.arange(x.shape[1])[None, :]
