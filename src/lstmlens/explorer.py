@@ -83,7 +83,8 @@ class Explorer:
                                  "model's corpus with `lstmlens index` first")
         if corpus is None:
             try:
-                corpus = model_corpus(self.model, n=n)
+                corpus = (_forecast_windows(self.model, n) if self.kind == "forecaster"
+                          else model_corpus(self.model, n=n))
             except InputError:
                 corpus = []
         self.corpus = list(corpus)
@@ -92,7 +93,9 @@ class Explorer:
     # -- model facts ---------------------------------------------------------------------
     @property
     def tokenizer(self) -> Any:
-        return getattr(self.model, "tokenizer", None)
+        """The tokenizer of the input text (a translation model's source tokenizer)."""
+        tok = getattr(self.model, "tokenizer", None)
+        return tok.get("source") if isinstance(tok, dict) else tok
 
     @property
     def reads_text(self) -> bool:
@@ -177,8 +180,13 @@ class Explorer:
         items = []
         for i in range(offset, min(len(self.corpus), offset + limit)):
             it = self.corpus[i]
-            items.append({"sequence": i, "preview": it[:200] if isinstance(it, str)
-                          else f"{len(it)} steps × {np.asarray(it).shape[-1]} features"})
+            if isinstance(it, str):
+                preview = it[:200]
+            elif self.reads_text and np.asarray(it).ndim == 1:  # token ids of a text model
+                preview = " ".join(self.tokenizer.tokens([int(v) for v in it]))[:200]
+            else:
+                preview = f"{len(it)} steps × {np.asarray(it).shape[-1]} features"
+            items.append({"sequence": i, "preview": preview})
         return {"total": len(self.corpus), "offset": offset, "items": items}
 
     # -- sentence view -------------------------------------------------------------------
@@ -186,6 +194,7 @@ class Explorer:
                 ) -> dict[str, Any]:
         """Prediction and every method's scores for one input, side by side."""
         from .explaining import explain
+        item = _as_input(item)
         names = methods or self.methods()
         unknown = sorted(set(names) - set(self.methods()))
         if unknown:
@@ -454,13 +463,36 @@ class Explorer:
         from .explaining import explain
         item = self.resolve(sequence=sequence)
         with self.lock:
-            att = explain(self.model, item, method, target=step)
+            att = explain(self.model, _as_input(item), method, target=step)
         L = int(att.lengths[0])
         window = np.asarray(item, dtype=np.float64)
         return _finite({"sequence": sequence, "method": method, "step": step,
                         "window": _rounded(window, 5), "forecast": _rounded(att.prediction[0]),
                         "scores": _rounded(att.scores[0, :L], 6),
                         "delta": None if att.delta is None else float(att.delta[0])})
+
+
+def _as_input(item: Any) -> Any:
+    """What ``explain`` reads: text as it is, id lists and ``[T, F]`` windows as tensors."""
+    if isinstance(item, str):
+        return item
+    arr = np.asarray(item)
+    return torch.from_numpy(arr.astype(np.int64) if arr.dtype.kind in "iu"
+                            else arr.astype(np.float32))
+
+
+def _forecast_windows(model: Any, n: int) -> list[np.ndarray]:
+    """A forecaster's corpus: the end of its training series, then up to ``n`` test
+    origins of its built-in series (each window ``[T, F]``)."""
+    from .cli import _forecast_window
+    out = []
+    for spec in ["history"] + [f"test:{i}" for i in range(n - 1)]:
+        try:
+            out.append(_forecast_window(model, spec)[0][0].numpy())
+        except InputError:
+            if spec != "history":
+                break
+    return out
 
 
 def _fit_rules(model: Any, texts: list[str]) -> Any:
