@@ -242,8 +242,47 @@ def test_store_made_by_another_model_is_refused(dirs, tmp_path):
     res = c.post("/api/match", json={"text": "a good film", "units": [0, 1],
                                      "threshold": -1.0}).json()
     assert res["matches"] and "document" in res["matches"][0]
+    assert c.get("/api/model").json()["corpus_size"] == len(TEXTS)  # the store's documents
+    first = c.post("/api/explain", json={"sequence": 2, "methods": ["cd"]}).json()
+    assert first["tokens"] == lstmlens.open_store(tmp_path / "store").document(2).tokens
     ctx = c.get("/api/neurons/contexts", params={"unit": 1, "k": 3}).json()
     assert len(ctx["contexts"]) == 3
     other = word_classifier(tmp_path / "other", hidden=8, seed=5)
     with pytest.raises(lstmlens.InputError, match="another model"):
         Explorer(other, store=tmp_path / "store")
+
+
+def test_concurrent_requests_are_batched_with_the_same_results(dirs):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lstmlens.batcher import Batcher
+    ex = Explorer(dirs["clf"], corpus=TEXTS)
+    texts = ["a good film", "a bad , dull film", "not good at all", "boring and far too long",
+             "great acting", "a film"] * 2
+    alone = [ex._explain_batch([t], ["cd", "lrp", "occlusion"], None)[0] for t in texts]
+    sizes = []
+    run = ex._batcher.run
+    ex._batcher.run = lambda key, items: sizes.append(len(items)) or run(key, items)
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda t: ex.explain(t, ["cd", "lrp", "occlusion"]), texts))
+    for a, b in zip(alone, together, strict=True):
+        assert a["tokens"] == b["tokens"] and a["prediction"]["index"] == b["prediction"]["index"]
+        for m in ("cd", "lrp", "occlusion"):
+            np.testing.assert_allclose(a["methods"][m]["scores"], b["methods"][m]["scores"],
+                                       atol=1e-5)
+    assert sum(sizes) == len(texts)
+
+    def run_or_fail(key, items):  # one bad input fails a batch: the others still get theirs
+        if "bad" in items:
+            raise lstmlens.InputError("bad item")
+        return [f"ok {i}" for i in items]
+
+    b = Batcher(run_or_fail)
+    with ThreadPoolExecutor(6) as pool:
+        futs = [pool.submit(b.submit, "k", it) for it in ["a", "bad", "c", "d", "e", "f"]]
+    for it, f in zip(["a", "bad", "c", "d", "e", "f"], futs, strict=True):
+        if it == "bad":
+            with pytest.raises(lstmlens.InputError, match="bad item"):
+                f.result()
+        else:
+            assert f.result() == f"ok {it}"

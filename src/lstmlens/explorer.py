@@ -10,7 +10,6 @@ Model computations hold one lock: torch modules are not meant to be run from man
 from __future__ import annotations
 
 import json
-import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from .batcher import Batcher
 from .errors import InputError, LstmlensError, ModelError
+from .explorer_json import add_method, finite, rounded
 from .weights import SERIES
+
+# Interactive settings of the methods whose defaults aim at precision over speed: integrated
+# gradients at a fixed 64 Gauss–Legendre points (its default doubles the points up to 1024
+# until the completeness gap is under 1e-3; the response shows the gap as ``delta``), and
+# Shapley sampling over 10 random orders. Every other method runs at its defaults.
+INTERACTIVE: dict[str, dict[str, Any]] = {"integrated_gradients": {"steps": 64},
+                                          "shapley_sampling": {"samples": 10}}
 
 
 @dataclass(frozen=True)
@@ -31,21 +39,6 @@ class Limits:
     max_tokens: int = 300  # tokens of an input the server traces or explains
     max_top: int = 200  # matches / contexts / units returned
     max_body: int = 64 * 1024  # bytes of a request body
-
-
-def _finite(x: Any) -> Any:
-    """JSON-safe numbers: NaN and ±inf become None (JSON has no such values)."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_finite(v) for v in x]
-    return x
-
-
-def _rounded(a: np.ndarray, decimals: int = 4) -> list:
-    return np.round(np.nan_to_num(np.asarray(a, dtype=np.float64)), decimals).tolist()
 
 
 class Explorer:
@@ -81,6 +74,9 @@ class Explorer:
             if sha and sha != _model_hash(self.model_dir):
                 raise InputError(f"store {store} was built by another model; index this "
                                  "model's corpus with `lstmlens index` first")
+        if corpus is None and self.store is not None:  # browse the store's own documents
+            corpus = [self.store.document(d).ids.astype(np.int64).tolist()
+                      for d in range(min(n, self.store.n_docs))]
         if corpus is None:
             try:
                 corpus = (_forecast_windows(self.model, n) if self.kind == "forecaster"
@@ -89,6 +85,8 @@ class Explorer:
                 corpus = []
         self.corpus = list(corpus)
         self._cache: dict[str, Any] = {}
+        self._batcher = Batcher(lambda key, items: self._explain_batch(
+            items, list(key[0]), json.loads(key[1])))
 
     # -- model facts ---------------------------------------------------------------------
     @property
@@ -116,7 +114,7 @@ class Explorer:
                    "num_layers": m.num_layers, "bidirectional": m.bidirectional}
                   for name, m in self.model.named_modules() if isinstance(m, nn.LSTM)]
         metrics = getattr(self.model, "metrics", None) or {}
-        return _finite({
+        return finite({
             "name": self.model_dir.name, "kind": self.kind, "task": self.meta.get("task"),
             "classes": self.classes(), "reads_text": self.reads_text, "layers": layers,
             "parameters": int(sum(p.numel() for p in self.model.parameters())),
@@ -192,53 +190,43 @@ class Explorer:
     # -- sentence view -------------------------------------------------------------------
     def explain(self, item: Any, methods: list[str] | None = None, target: Any = None
                 ) -> dict[str, Any]:
-        """Prediction and every method's scores for one input, side by side."""
-        from .explaining import explain
-        item = _as_input(item)
-        names = methods or self.methods()
+        """Prediction and every method's scores for one input, side by side.
+
+        Typed texts of concurrent requests (same methods and target) are explained together,
+        one batched call per method (:class:`Batcher`); other inputs one at a time.
+        """
+        names = list(dict.fromkeys(methods or self.methods()))
         unknown = sorted(set(names) - set(self.methods()))
         if unknown:
             raise InputError(f"unknown method(s) {unknown}; the methods are "
                              f"{', '.join(self.methods())}")
-        out: dict[str, Any] = {"methods": {}}
+        if isinstance(item, str) and self.kind in ("classifier", "language_model"):
+            key = (tuple(names), json.dumps(target))
+            return self._batcher.submit(key, item)
+        return self._explain_batch([_as_input(item)], names, target)[0]
+
+    def _explain_batch(self, items: list[Any], names: list[str], target: Any
+                       ) -> list[dict[str, Any]]:
+        """:meth:`explain` for several inputs: one call per method over all of them."""
+        from .explaining import explain
+        outs: list[dict[str, Any]] = [{"methods": {}} for _ in items]
+        batch = items if len(items) > 1 else items[0]
         with self.lock:
             for name in names:
                 try:
-                    att = explain(self.model, item, name, target=target)
+                    att = explain(self.model, batch, name, target=target,
+                                  **INTERACTIVE.get(name, {}))
                 except ModelError as e:
-                    out["methods"][name] = {"error": str(e)}
+                    for out in outs:
+                        out["methods"][name] = {"error": str(e)}
                     continue
-                d = att.to_dict()["items"][0]
-                sc = att.scores[0, :int(att.lengths[0])]
-                entry = {"scores": _rounded(att.token_scores()[0, :int(att.lengths[0])], 6),
-                         "delta": d.get("delta"),
-                         "params": {k: v for k, v in att.params.items()
-                                    if isinstance(v, int | float | str | bool)}}
-                if sc.dim() == 2:
-                    entry["feature_scores"] = _rounded(sc, 6)
-                out["methods"][name] = entry
-                if "tokens" not in out:
-                    out["tokens"] = d.get("tokens") or [str(t) for t in range(len(sc))]
-                    out["target"] = d["target"]
-                    out["target_index"] = d["target_index"]
-                    key = "values" if att.outputs == "values" else "probabilities"
-                    out[key] = d[key]
-                    out["labels"] = [att.label(k) for k in range(len(d[key]))]
-                    if att.outputs != "values":
-                        k = int(np.argmax(d[key]))
-                        out["prediction"] = {"label": att.label(k), "index": k,
-                                             "confidence": d[key][k]}
-                    else:
-                        out["prediction"] = {"label": f"step {d['target_index']}",
-                                             "index": d["target_index"],
-                                             "value": d[key][d["target_index"]]}
-                    for extra in ("output_token", "translation"):
-                        if extra in att.params:
-                            out[extra] = att.params[extra]
-        if "tokens" not in out:
-            raise InputError("no method could explain this model: " + "; ".join(
-                f"{k}: {v['error']}" for k, v in out["methods"].items()))
-        return _finite(out)
+                for b, out in enumerate(outs):
+                    add_method(out, att, b, name)
+        for out in outs:
+            if "tokens" not in out:
+                raise InputError("no method could explain this model: " + "; ".join(
+                    f"{k}: {v['error']}" for k, v in out["methods"].items()))
+        return [finite(out) for out in outs]
 
     def states_of(self, item: Any, series: list[str] | None = None) -> Any:
         from .states import collect_states
@@ -257,7 +245,7 @@ class Explorer:
         values = {}
         for key in st.series:
             v = st.sequence(key, 0)
-            values[key] = _rounded(v if step is None else v[step], 4)
+            values[key] = rounded(v if step is None else v[step], 4)
         return {"tokens": st.tokens[0], "step": step, "keys": list(st.series),
                 "values": values}
 
@@ -306,7 +294,7 @@ class Explorer:
             m = match(self.store, k, cells, threshold, min_units=min_overlap, top=top)
             out["matches"] = m.to_list(self.store, context=context)
             out["total"] = len(m)
-            return _finite(out)
+            return finite(out)
         st = self.corpus_states()
         for m in find_matches(st, cells, key=k, threshold=threshold, top=top,
                               min_overlap=min_overlap):
@@ -327,7 +315,7 @@ class Explorer:
                 for key in self.store.keys():
                     if key.rsplit(".", 1)[-1] in ("input_gate", "forget_gate", "output_gate"):
                         s = saturation(self.store, key)
-                        res[key] = {"left": _rounded(s.left), "right": _rounded(s.right)}
+                        res[key] = {"left": rounded(s.left), "right": rounded(s.right)}
                 self._cache["saturation"] = {"steps": int(self.store.n_tokens),
                                              "gates": res}
             else:
@@ -335,7 +323,7 @@ class Explorer:
                 s = saturation(self.corpus_states())
                 self._cache["saturation"] = {
                     "steps": s.steps, "summary": s.summary(),
-                    "gates": {k: {"left": _rounded(s.left[k]), "right": _rounded(s.right[k])}
+                    "gates": {k: {"left": rounded(s.left[k]), "right": rounded(s.right[k])}
                               for k in s.left}}
         return self._cache["saturation"]
 
@@ -349,7 +337,7 @@ class Explorer:
         if key not in self._cache:
             metric = "auc" if feature.startswith("inside") else "correlation"
             self._cache[key] = find_units(self.corpus_states(), feature, metric=metric)
-        return _finite(self._cache[key].to_dict(min(k, self.limits.max_top)))
+        return finite(self._cache[key].to_dict(min(k, self.limits.max_top)))
 
     def contexts(self, key: str | None, unit: int, k: int = 10, window: int = 5
                  ) -> dict[str, Any]:
@@ -363,7 +351,7 @@ class Explorer:
             if not 0 <= unit < self.store.units[full]:
                 raise InputError(f"unit {unit} out of range; {full} has "
                                  f"{self.store.units[full]} units")
-            return _finite({"key": full, "unit": unit,
+            return finite({"key": full, "unit": unit,
                             "contexts": top_contexts(self.store, full, unit, k, window)})
         st = self.corpus_states()
         full = st.key(key)
@@ -411,7 +399,7 @@ class Explorer:
             else:
                 raise InputError(f"no phrase rules for this {self.kind} model: rules need a "
                                  "text classifier (or a rules.json in the model directory)")
-            self._cache["rules"] = _finite(doc)
+            self._cache["rules"] = finite(doc)
         doc = dict(self._cache["rules"])
         doc["rules"] = doc.get("rules", [])[:min(top, self.limits.max_top)]
         return doc
@@ -431,7 +419,7 @@ class Explorer:
             d = ex.to_dict()
             d["svg"] = ex.automaton.to_svg()
             d["summary"] = ex.summary()
-            self._cache[key] = _finite(d)
+            self._cache[key] = finite(d)
         return self._cache[key]
 
     def evaluation(self) -> dict[str, Any]:
@@ -440,7 +428,7 @@ class Explorer:
             raise InputError("no evaluation has been computed for this model; run `lstmlens "
                              "evaluate MODEL_DIR --out MODEL_DIR` first")
         doc = _read_json(path)
-        return _finite({"source": str(path.relative_to(self.model_dir)),
+        return finite({"source": str(path.relative_to(self.model_dir)),
                         **{k: doc.get(k) for k in ("methods", "curves", "better", "settings",
                                                    "notes", "accuracy")}})
 
@@ -453,8 +441,8 @@ class Explorer:
         with self.lock:
             t = translate(self.model, item, truncate=True)
         d = t.to_json()
-        d["attention"] = _rounded(t.attention, 4)
-        return _finite(d)
+        d["attention"] = rounded(t.attention, 4)
+        return finite(d)
 
     def forecast(self, sequence: int, method: str = "integrated_gradients", step: int = 0
                  ) -> dict[str, Any]:
@@ -466,9 +454,9 @@ class Explorer:
             att = explain(self.model, _as_input(item), method, target=step)
         L = int(att.lengths[0])
         window = np.asarray(item, dtype=np.float64)
-        return _finite({"sequence": sequence, "method": method, "step": step,
-                        "window": _rounded(window, 5), "forecast": _rounded(att.prediction[0]),
-                        "scores": _rounded(att.scores[0, :L], 6),
+        return finite({"sequence": sequence, "method": method, "step": step,
+                        "window": rounded(window, 5), "forecast": rounded(att.prediction[0]),
+                        "scores": rounded(att.scores[0, :L], 6),
                         "delta": None if att.delta is None else float(att.delta[0])})
 
 

@@ -1,0 +1,65 @@
+"""``Batcher``: run the work of concurrent requests as one batch (leader/follower)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+class Batcher:
+    """Explain the texts of concurrent requests together.
+
+    A request that finds no batch running runs one itself (it is the leader): it takes every
+    waiting request with the same key, up to ``max_batch``, runs them as one batch, hands
+    each its result, and goes on while requests wait. Others wait for their result.
+    """
+
+    def __init__(self, run: Any, max_batch: int = 16) -> None:
+        self.run, self.max_batch = run, max_batch
+        self.cv = threading.Condition()
+        self.queue: list[tuple[Any, Any, dict[str, Any]]] = []
+        self.busy = False
+
+    def submit(self, key: Any, item: Any) -> Any:
+        slot: dict[str, Any] = {}
+        with self.cv:
+            self.queue.append((key, item, slot))
+            while not slot and self.busy:
+                self.cv.wait()
+            if slot:
+                return _result(slot)
+            self.busy = True
+        try:
+            while True:
+                with self.cv:
+                    if not self.queue:
+                        break
+                    k = self.queue[0][0]
+                    mine = [q for q in self.queue if q[0] == k][:self.max_batch]
+                    self.queue = [q for q in self.queue if not any(q is m for m in mine)]
+                self._run(k, mine)
+                with self.cv:
+                    self.cv.notify_all()
+        finally:
+            with self.cv:
+                self.busy = False
+                self.cv.notify_all()
+        return _result(slot)
+
+    def _run(self, key: Any, batch: list[tuple[Any, Any, dict[str, Any]]]) -> None:
+        try:
+            results = self.run(key, [b[1] for b in batch])
+            for (_, _, slot), res in zip(batch, results, strict=True):
+                slot["value"] = res
+        except Exception as e:  # noqa: BLE001 — each request gets its own outcome
+            if len(batch) == 1:
+                batch[0][2]["error"] = e
+                return
+            for one in batch:  # one bad input must not fail the others
+                self._run(key, [one])
+
+
+def _result(slot: dict[str, Any]) -> Any:
+    if "error" in slot:
+        raise slot["error"]
+    return slot["value"]
