@@ -54,6 +54,11 @@ function colour(v, vmax) {
   return a >= 0 ? `rgb(255,${w},${w})` : `rgb(${w},${w},255)`;
 }
 
+// dark text on light backgrounds, white text on dark ones
+function ink(v, vmax) { return vmax && isFinite(v) && Math.abs(v / vmax) > 0.6 ? "#fff" : ""; }
+
+function fixed(v, digits = 3) { return v === null || v === undefined ? "—" : Number(v).toFixed(digits); }
+
 function heat(v, lo, hi) {  // sequential: white → dark blue-green
   const t = hi > lo ? Math.max(0, Math.min(1, (v - lo) / (hi - lo))) : 0.5;
   return `rgb(${Math.round(255 - 230 * t)},${Math.round(255 - 140 * t)},${Math.round(255 - 90 * t)})`;
@@ -145,12 +150,15 @@ async function explainSentence() {
   for (const [name, m] of Object.entries(res.methods)) {
     const row = el("div", null, "method-row");
     row.dataset.method = name;
-    row.append(el("span", name, "name"));
+    const label = el("span", name, "name");
+    label.title = name;
+    row.append(label);
     if (m.error) { row.append(el("span", "not applicable: " + m.error, "na")); box.append(row); continue; }
     const vmax = Math.max(...m.scores.map(Math.abs), 1e-12);
     res.tokens.forEach((t, i) => {
       const s = el("span", t, "tok");
       s.style.background = colour(m.scores[i], vmax);
+      s.style.color = ink(m.scores[i], vmax);
       s.title = `${name}: ${m.scores[i]}`;
       s.dataset.step = i;
       s.addEventListener("click", () => guarded(() => showGates(i)));
@@ -203,6 +211,7 @@ async function loadStates() {
   const g = await api("/api/gates", item);
   state.states = g;
   state.statesInput = item;
+  state.selStart = null;
   const layers = [...new Set(g.keys.map((k) => k.slice(0, k.lastIndexOf("."))))];
   const sel = $("states-layer");
   const keep = sel.value;
@@ -270,7 +279,7 @@ async function findMatches() {
   if (units.length) body.units = units;
   const res = await api("/api/match", body);
   $("match-summary").textContent = res.message ? res.message :
-    `${res.units.length} units on over “${res.selected.join(" ")}”: [${res.units.join(", ")}] — ` +
+    `${res.units.length} unit${res.units.length === 1 ? "" : "s"} on over “${res.selected.join(" ")}”: [${res.units.join(", ")}] — ` +
     `${res.matches.length} matches shown` + (res.total !== undefined ? ` of ${res.total}` : "");
   const ol = $("matches");
   ol.textContent = "";
@@ -299,9 +308,17 @@ async function loadSaturation() {
   for (const layer of layers) {
     const fig = el("figure");
     const S = 220;
-    const plot = svg("svg", { width: S + 30, height: S + 30, class: "saturation-plot" });
+    const plot = svg("svg", { width: S + 30, height: S + 40, class: "saturation-plot" });
     plot.append(svg("rect", { x: 20, y: 5, width: S, height: S, fill: "none", stroke: "#999" }));
     plot.append(svg("line", { x1: 20, y1: S + 5, x2: S + 20, y2: 5, stroke: "#ddd" }));
+    const axis = (text, attrs) => { const t = svg("text", { "font-size": 11, fill: "#555", ...attrs });
+      t.textContent = text; plot.append(t); };
+    axis("0", { x: 16, y: S + 18, "text-anchor": "end" });
+    axis("1", { x: S + 20, y: S + 18, "text-anchor": "middle" });
+    axis("1", { x: 16, y: 14, "text-anchor": "end" });
+    axis("fraction of steps < 0.1 (left)", { x: 20 + S / 2, y: S + 32, "text-anchor": "middle" });
+    axis("> 0.9 (right)", { x: 12, y: 5 + S / 2, "text-anchor": "middle",
+      transform: `rotate(-90 12 ${5 + S / 2})` });
     for (const [key, g] of Object.entries(s.gates)) {
       if (!key.startsWith(layer + ".")) continue;
       const gate = key.slice(layer.length + 1);
@@ -327,7 +344,7 @@ async function rankUnits() {
   t.append(head);
   r.units.forEach((u, i) => {
     const tr = el("tr", null, "unit-row");
-    tr.append(el("td", i + 1), el("td", u.unit), el("td", u.score.toFixed(3)),
+    tr.append(el("td", i + 1), el("td", u.unit), el("td", fixed(u.score)),
       el("td", u.sign > 0 ? "+" : "−"));
     tr.addEventListener("click", () => {
       $("context-unit").value = u.index; $("context-key").value = u.key;
@@ -347,8 +364,8 @@ async function showContexts() {
   ol.textContent = "";
   for (const c of r.contexts) {
     const li = el("li", null, "context");
-    c.tokens.forEach((t, i) => li.append(el("span", t + " ", i === c.at ? "hit" : "")));
-    li.append(el("span", ` (${Number(c.value).toFixed(3)})`, "muted"));
+    c.tokens.forEach((t, i) => li.append(el("span", t, i === c.at ? "hit" : ""), " "));
+    li.append(el("span", `(${fixed(c.value)})`, "muted"));
     ol.append(li);
   }
 }
@@ -378,7 +395,10 @@ async function loadRules() {
   if (state.info.has_automaton) {
     $("automaton-box").hidden = false;
     $("automaton-summary").textContent = "extracting (this can take a few seconds)…";
-    const a = await api("/api/automaton");
+    let a;
+    try { a = await api("/api/automaton"); } catch (e) {
+      $("automaton-summary").textContent = e.message; return;
+    }
     $("automaton-summary").textContent = a.summary;
     $("automaton").src = "data:image/svg+xml;base64," +
       btoa(unescape(encodeURIComponent(a.svg)));
@@ -405,33 +425,40 @@ async function loadEvaluation() {
     tr.append(el("td", m));
     for (const k of metrics) {
       const f = r.methods[m][k];
-      tr.append(el("td", f && f.value !== null ? `${f.value.toFixed(3)} [${Number(f.ci_low)
-        .toFixed(3)}, ${Number(f.ci_high).toFixed(3)}]` : "—"));
+      tr.append(el("td", f && f.value !== null && f.value !== undefined ?
+        `${fixed(f.value)} [${fixed(f.ci_low)}, ${fixed(f.ci_high)}]` : "—"));
     }
     t.append(tr);
   }
   const box = $("evaluation-curves");
   box.textContent = "";
+  const names = Object.keys(r.curves || {});
   for (const kind of ["deletion", "insertion"]) {
-    const W = 360, H = 220;
-    const plot = svg("svg", { width: W + 140, height: H + 30, class: "curve-plot" });
-    plot.append(svg("rect", { x: 30, y: 5, width: W, height: H, fill: "none", stroke: "#999" }));
-    const names = Object.keys(r.curves || {});
-    const all = names.flatMap((m) => r.curves[m][kind] || []);
+    const all = names.flatMap((m) => r.curves[m][kind] || []).filter((y) => y !== null);
+    if (!all.length) continue;
+    const W = 360, H = 220, X = 44;
+    const plot = svg("svg", { width: W + X + 180, height: H + 30, class: "curve-plot" });
+    plot.append(svg("rect", { x: X, y: 5, width: W, height: H, fill: "none", stroke: "#999" }));
     const lo = Math.min(...all), hi = Math.max(...all);
+    for (const [v, y] of [[hi, 14], [lo, H + 5]]) {
+      const t = svg("text", { x: X - 4, y, "font-size": 11, fill: "#555", "text-anchor": "end" });
+      t.textContent = Number(v).toPrecision(3);
+      plot.append(t);
+    }
     names.forEach((m, j) => {
       const ys = r.curves[m][kind] || [];
-      const pts = ys.map((y, i) => `${30 + W * i / Math.max(1, ys.length - 1)},` +
+      const pts = ys.map((y, i) => [i, y]).filter(([, y]) => y !== null)
+        .map(([i, y]) => `${X + W * i / Math.max(1, ys.length - 1)},` +
         `${5 + H - H * (y - lo) / Math.max(1e-9, hi - lo)}`).join(" ");
       const hue = (j * 47) % 360;
       plot.append(svg("polyline", { points: pts, fill: "none", stroke: `hsl(${hue},60%,45%)`,
         "stroke-width": m === "random" ? 1 : 2, "stroke-dasharray": m === "random" ? "4 3" : "" }));
-      const lab = svg("text", { x: W + 36, y: 16 + 14 * j, fill: `hsl(${hue},60%,45%)`,
-        "font-size": 11 });
+      const lab = svg("text", { x: X + W + 6, y: 16 + 14 * j, fill: `hsl(${hue},60%,45%)`,
+        "font-size": 11, class: "legend" });
       lab.textContent = m;
       plot.append(lab);
     });
-    const cap = svg("text", { x: 34, y: H + 22, "font-size": 12 });
+    const cap = svg("text", { x: X + 4, y: H + 22, "font-size": 12 });
     cap.textContent = `${kind}: output as the top-ranked tokens are ${kind === "deletion" ?
       "removed" : "inserted"} (x: fraction of tokens)`;
     plot.append(cap);
@@ -488,14 +515,21 @@ async function forecast() {
   stroke: "#c53030", "stroke-width": 2, "stroke-dasharray": "5 3" }));
   $("forecast-chart").textContent = "";
   $("forecast-chart").append(plot);
+  $("forecast-caption").textContent = "Chart: the window's first feature (blue) and the " +
+    `forecast (red, dashed). Strip: the ${r.method} score of each step (a column under its ` +
+    `point of the chart) and feature (rows 0 … ${r.window[0].length - 1}); red raises the ` +
+    `forecast of step ${r.step}, blue lowers it.`;
+  // the score of step t is drawn under the chart's point t
   const c = $("forecast-heatmap");
   const ctx = c.getContext("2d");
   ctx.clearRect(0, 0, c.width, c.height);
   const T = r.scores.length, F = r.scores[0].length;
+  const dx = W / Math.max(1, n - 1);
   const vmax = Math.max(1e-12, ...r.scores.flat().map(Math.abs));
   for (let t = 0; t < T; t++) for (let f = 0; f < F; f++) {
     ctx.fillStyle = diverging(r.scores[t][f], vmax);
-    ctx.fillRect(10 + W * t / T, f * c.height / F, Math.ceil(W / T), Math.ceil(c.height / F));
+    const a = Math.max(0, x(t) - dx / 2), b = Math.min(c.width, x(t) + dx / 2);
+    ctx.fillRect(a, f * c.height / F, Math.ceil(b - a), Math.ceil(c.height / F));
   }
 }
 
