@@ -173,6 +173,18 @@ def _score_line(att, b: int = 0) -> str:
     return " ".join(parts)
 
 
+def _top_line(att, b: int = 0, k: int = 3) -> str:
+    """The ``k`` strongest tokens (or steps) with their scores, as plain text: what the
+    colours say, readable without a colour terminal. Classes rank the evidence for the
+    target; forecasters (values) rank by size, since a forecast may fall."""
+    import torch
+    ts = att.token_scores()[b, :int(att.lengths[b])]
+    order = torch.argsort(ts.abs() if att.outputs == "values" else ts, descending=True)[:k]
+    toks = att.tokens[b] if att.tokens else [f"t{t}" for t in range(len(ts))]
+    return ", ".join(f"{toks[t]!r} {float(ts[t]):+.3g}" if att.tokens else
+                     f"{toks[t]} {float(ts[t]):+.3g}" for t in order.tolist())
+
+
 def _forecast_window(model, spec: str):
     """A forecaster's window ``[1, T, F]``: ``history`` (the end of its training series, what
     ``lstmlens forecast`` continues), ``test:N`` / ``validation:N`` / ``train:N`` (the N-th
@@ -211,13 +223,23 @@ def _forecast_window(model, spec: str):
 
 def _explain_inputs(model, spec: str):
     """What ``explain`` reads for each kind of model: a translation model's source text, a
-    forecaster's window, else what ``predict`` reads (text, split:N or a file)."""
+    forecaster's window, text for a model with a tokenizer (tokenized and checked by
+    ``explain`` itself), else what ``predict`` reads (split:N or a file)."""
+    from .errors import InputError
     from .models.forecaster import LSTMForecaster
     from .models.seq2seq import Seq2Seq
+    if not spec.strip():  # "" would otherwise name the current directory as a file
+        raise InputError("the input is empty; give text (token models), test:N / train:N / "
+                         "validation:N, or an .npy/.csv/.json file [time, features]")
     if isinstance(model, Seq2Seq):
         return spec, None
     if isinstance(model, LSTMForecaster):
         return _forecast_window(model, spec)
+    split, _, index = spec.partition(":")
+    is_split = split in ("train", "validation", "test") and index.isdigit()
+    if (hasattr(getattr(model, "tokenizer", None), "encode") and not is_split
+            and not Path(spec).exists()):
+        return spec, None  # text: explain() tokenizes and checks it as the Python API does
     (x, lengths), _ = _read_input(model, spec)
     return x, lengths
 
@@ -297,6 +319,7 @@ def explain_cmd(
             for a in results:
                 delta = "" if a.delta is None else f"  [dim](delta {float(a.delta[0]):.1e})[/]"
                 out.print(f"[bold]{a.method:>28}[/] {_score_line(a)}{delta}")
+                out.print(f"{'top:':>28} {escape(_top_line(a))}", highlight=False)
             for s in skipped:
                 out.print(f"[dim]skipped {escape(s)}[/]")
         if html_file is not None:
@@ -458,6 +481,7 @@ from .cli_neurons import neurons_app, report_cmd  # noqa: E402  (`neurons`, `rep
 
 app.add_typer(neurons_app, name="neurons")
 app.command("report")(report_cmd)
+from . import cli_serve  # noqa: E402, F401  (registers `lstmlens serve`)
 
 if __name__ == "__main__":
     app()
