@@ -105,3 +105,19 @@ def test_span_errors():
             decompose(parts, ids, bad)
     with pytest.raises(lstmlens.ModelError, match="no submodule"):
         wrap(net, embedding="embedding", lstm="lstm", head="fc")
+
+
+def test_text_input_and_bad_ids_and_positions(tmp_path):
+    from neurons_helpers import word_classifier
+    model = lstmlens.load(word_classifier(tmp_path / "clf"))
+    text = "a good film , not boring"
+    ids = torch.tensor(model.tokenizer.encode(text))
+    by_text = decompose(model, text, [(1, 1), (3, 5)])
+    by_ids = decompose(model, ids, [(1, 1), (3, 5)])
+    torch.testing.assert_close(by_text.relevant, by_ids.relevant)
+    with pytest.raises(InputError, match="token ids must lie in"):
+        decompose(model, torch.tensor([1, 10**6]), [(0, 0)])
+    with pytest.raises(InputError, match="whole numbers"):
+        decompose(model, text, [(0.5, 2)])
+    with pytest.raises(InputError, match="empty"):
+        decompose(model, "", [(0, 0)])

@@ -36,6 +36,7 @@ __all__ = [
 
 from .cells import find_units  # noqa: E402
 from .horizon import memory_horizon  # noqa: E402
+from .interactions import PhraseHierarchy, phrase_hierarchy  # noqa: E402
 from .matching import match_hypothesis  # noqa: E402
 from .probes import DiagnosticProbe  # noqa: E402
 from .report import write_report  # noqa: E402
@@ -43,5 +44,6 @@ from .saturation import saturation  # noqa: E402
 from .states import States, collect_states  # noqa: E402
 from .trajectories import trajectories  # noqa: E402
 
-__all__ += ["DiagnosticProbe", "States", "collect_states", "find_units", "match_hypothesis",
-            "memory_horizon", "saturation", "trajectories", "write_report"]
+__all__ += ["PhraseHierarchy", "phrase_hierarchy", "DiagnosticProbe", "States",
+            "collect_states", "find_units", "match_hypothesis", "memory_horizon",
+            "saturation", "trajectories", "write_report"]

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from .errors import InputError
@@ -52,18 +53,18 @@ class Decomposition:
         return f"<table><tr><th>span</th><th>relevant</th></tr>{rows}</table>"
 
 
-def _as_batch(x: Any, parts: ModelParts) -> tuple[torch.Tensor, bool]:
-    x = torch.as_tensor(x)
-    single = x.dim() == (1 if parts.input_kind == "tokens" else 2)
-    if single:
-        x = x[None]
-    return x, single
+def _whole(v: Any) -> bool:
+    if isinstance(v, torch.Tensor):
+        return v.dim() == 0 and not v.is_floating_point() and v.dtype != torch.bool
+    return isinstance(v, int | np.integer) and not isinstance(v, bool)
 
 
 def normalise_spans(spans: Any, lengths: torch.Tensor, single: bool) -> list[tuple[int, int, int]]:
     """``[(start, end)]`` for one sequence or ``[(seq, start, end)]`` → checked triples."""
     out = []
     for sp in spans:
+        if not all(_whole(v) for v in sp):
+            raise InputError(f"span positions must be whole numbers, got {tuple(sp)}")
         sp = tuple(int(v) for v in sp)
         if single and len(sp) == 2:
             sp = (0, *sp)
@@ -149,13 +150,13 @@ def decompose(model: Any, inputs: Any, spans: Any, lengths: Any = None, *,
     >>> d = decompose(model, ids, [(0, 0), (2, 4)])  # doctest: +SKIP
     >>> d.relevant.shape  # [n_spans, n_classes]  # doctest: +SKIP
     """
+    from .explaining import prepare
     parts = parts_of(model)
     dtype = as_dtype(dtype)
-    x, single = _as_batch(inputs, parts)
-    if x.shape[1] == 0 or x.shape[0] == 0:
-        raise InputError(f"inputs are empty (shape {tuple(x.shape)})")
-    L = (torch.as_tensor(lengths, dtype=torch.long).reshape(-1) if lengths is not None
-         else torch.full((x.shape[0],), x.shape[1], dtype=torch.long))
+    # one sequence: a text, ids [T] or features [T, F] (then spans may omit the sequence)
+    single = isinstance(inputs, str) or (not isinstance(inputs, list | tuple) and torch.as_tensor(
+        inputs).dim() == (1 if parts.input_kind == "tokens" else 2))
+    _, x, L, _ = prepare(model, inputs, lengths)  # checks ids, features, text and lengths
     if parts.preprocess is not None:  # as explain does: e.g. the forecaster's relative window
         x, _ = parts.preprocess(x, L)
     spans = normalise_spans(spans, L, single)
