@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.lstmlens-installed
 # The CPU build of PyTorch; a bare `torch` would pull a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install demo test bench bench-store train-all docs rules-doc neurons-doc evaluation-doc lint clean
+.PHONY: install demo test bench bench-store bench-serve train-all docs rules-doc neurons-doc evaluation-doc lint clean
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lstmlens needs Python 3.11 or newer (set PYTHON=...)")'
@@ -36,6 +36,9 @@ bench: $(STAMP)
 
 bench-store: $(STAMP)
 	$(BIN)/python benchmarks/run.py --only bench_store
+
+bench-serve: $(STAMP)
+	$(BIN)/python benchmarks/run.py --only bench_serve
 
 train-all: $(STAMP)
 	$(BIN)/python benchmarks/run.py --only bench_tasks --threads 1

@@ -19,8 +19,10 @@ import torch  # noqa: E402
 from benchmarks.common import machine  # noqa: E402
 
 # `make bench`; bench_store (`make bench-store`, ~10 min, ~15 GB of scratch in /tmp) and
-# bench_tasks (`make train-all`, ~1 h) run on their own.
-BENCHMARKS = ["bench_trace", "bench_explain", "bench_automata", "bench_evaluate", "bench_report"]
+# bench_tasks (`make train-all`, ~1 h) run on their own; bench_serve (~3 min) also with
+# `make bench-serve`.
+BENCHMARKS = ["bench_trace", "bench_explain", "bench_automata", "bench_evaluate", "bench_report",
+              "bench_serve"]
 
 
 def _sections(text: str) -> dict[str, str]:

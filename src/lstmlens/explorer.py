@@ -220,6 +220,16 @@ class Explorer:
                     for out in outs:
                         out["methods"][name] = {"error": str(e)}
                     continue
+                except LstmlensError:
+                    raise
+                except (ValueError, RuntimeError, IndexError) as e:
+                    if len(items) > 1:
+                        raise  # the Batcher then explains each input alone
+                    # one method failing on this input (kernel SHAP on a single token) must
+                    # not take the other methods' answers with it
+                    outs[0]["methods"][name] = {
+                        "error": f"{name} failed on this input ({type(e).__name__}: {e})"}
+                    continue
                 for b, out in enumerate(outs):
                     add_method(out, att, b, name)
         for out in outs:

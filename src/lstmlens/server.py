@@ -9,10 +9,13 @@ file path: the only files read are the model directory's and the packaged front 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,7 +39,8 @@ class Item(BaseModel):
 
 class ExplainRequest(Item):
     methods: Annotated[list[METHOD] | None, Field(max_length=32)] = None
-    target: int | Annotated[str, Field(max_length=200)] | None = None
+    target: Annotated[int, Field(ge=-10**9, le=10**9)] | Annotated[str, Field(max_length=200)
+                                                                   ] | None = None
 
 
 class GatesRequest(Item):
@@ -58,6 +62,20 @@ class MatchRequest(Item):
 class TranslateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: Annotated[str, Field(max_length=20000)]
+
+
+def _json_safe(x: Any) -> Any:
+    """``x`` without what strict JSON cannot carry: NaN and ±Infinity (which Python's JSON
+    parser accepts) become None, lone surrogates "?"."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, str):
+        return x.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(x, dict):
+        return {_json_safe(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    return x
 
 
 class BodyLimit:
@@ -113,6 +131,12 @@ def create_app(explorer: Explorer) -> FastAPI:
     @app.exception_handler(LstmlensError)
     async def _refused(request: Request, exc: LstmlensError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer echoes the input, and fails (500) on what it cannot encode
+        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))},
+                            status_code=422)
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Any) -> Any:
