@@ -226,6 +226,14 @@ def test_extraction_without_task_data_uses_random_strings():
     assert r.n_heldout == 3 and r.fidelity == 1.0
 
 
+def test_extraction_with_a_task_but_no_data_settings():
+    dfa = tomita_dfa(4)
+    model = exact_lstm(dfa)  # a hand-made directory: the task is named, its data is not
+    model.meta = {**model.meta, "task": "formal/tomita", "grammar": 4}
+    r = extract_automaton(model, "01", method="lstar", max_length=6, time_limit=20)
+    assert r.fidelity == 1.0 and r.automaton.equivalent(dfa)
+
+
 # -- bad input -----------------------------------------------------------------------------
 
 def test_bad_models_and_inputs():

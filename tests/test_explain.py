@@ -229,3 +229,20 @@ def test_wrapped_user_module_matches_its_own_forward():
     with torch.no_grad():
         full = parts.model(x[:1])[0] - parts.model.fc.bias
     assert (d.relevant[0] - full).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("method", ["kernel_shap", "shapley_sampling"])
+def test_sampling_methods_on_a_single_token_give_the_whole_gain(method):
+    from lstmlens.parts import parts_of
+    torch.manual_seed(0)
+    model = LSTMClassifier(ClassifierConfig(num_classes=3, vocab_size=20, embedding_dim=4,
+                                            hidden_sizes=[5])).eval()
+    ids, L = torch.tensor([[7]]), torch.tensor([1])
+    att = explain(model, ids, method, target=2)
+    parts = parts_of(model)
+    with torch.no_grad():
+        e = parts.embed(ids)  # (1, 1, E); the baseline is the zero embedding
+        gain = parts.logits_from_embedded(e, L)[0, 2] - parts.logits_from_embedded(
+            torch.zeros_like(e), L)[0, 2]
+    assert att.scores.shape == (1, 1)
+    torch.testing.assert_close(att.scores[0, 0], gain, atol=1e-6, rtol=0)

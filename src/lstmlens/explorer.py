@@ -148,6 +148,9 @@ class Explorer:
         if (text is None) == (sequence is None):
             raise InputError("give either text (typed input) or sequence (a corpus index)")
         if sequence is not None:
+            if not self.corpus:
+                raise InputError("there is no corpus to pick from; start the server with "
+                                 "--corpus FILE or --store STORE")
             if not 0 <= sequence < len(self.corpus):
                 raise InputError(f"sequence {sequence} is out of range; the corpus has "
                                  f"{len(self.corpus)} sequences (0..{len(self.corpus) - 1})")

@@ -166,11 +166,14 @@ def _task_splits(model: torch.nn.Module, alphabet: str):
     if not task.startswith("formal/") or set(meta.get("alphabet", "")) != set(alphabet):
         return None
     from .datasets.formal_data import brackets_data, tomita_data
-    kw = dict(max_length=int(meta["max_length"]), per_length=int(info["per_length"]),
-              test_per_length=int(info["test_per_length"]), seed=int(info["seed"]))
-    if task == "formal/brackets":
-        return brackets_data(max_depth=int(meta["max_depth"]), pairs=meta["pairs"], **kw)
-    return tomita_data(int(meta["grammar"]), **kw)
+    try:  # a hand-made model directory may record the task without its data settings
+        kw = dict(max_length=int(meta["max_length"]), per_length=int(info["per_length"]),
+                  test_per_length=int(info["test_per_length"]), seed=int(info["seed"]))
+        if task == "formal/brackets":
+            return brackets_data(max_depth=int(meta["max_depth"]), pairs=meta["pairs"], **kw)
+        return tomita_data(int(meta["grammar"]), **kw)
+    except (KeyError, TypeError, ValueError):
+        return None  # then strings are generated over the alphabet, as for any recogniser
 
 
 def _random_words(alphabet: str, lo: int, hi: int, n: int, rnd: random.Random) -> list[str]:

@@ -37,10 +37,16 @@ class _Sampling(Method):
             def f(e, _L=lengths):
                 return ctx.forward(e, _L.expand(e.shape[0]))
 
-            algo = getattr(attr, self.captum_class)(f)
-            with torch.no_grad():
-                a = algo.attribute(x, baselines=bl, target=int(ctx.target[b]), feature_mask=m,
-                                   n_samples=samples, perturbations_per_eval=64)
+            k = int(ctx.target[b])
+            if int(m.max()) == 0:  # one player: its Shapley value is f(x) − f(baseline)
+                with torch.no_grad():  # (kernel SHAP's regression is undefined for one)
+                    gain = f(x)[0, k] - f(bl)[0, k]
+                a = torch.full_like(x, float(gain))  # every coordinate is the one player
+            else:
+                algo = getattr(attr, self.captum_class)(f)
+                with torch.no_grad():
+                    a = algo.attribute(x, baselines=bl, target=k, feature_mask=m,
+                                       n_samples=samples, perturbations_per_eval=64)
             full = torch.zeros_like(inp[b:b + 1])
             full[:, :L] = a
             outs.append(full)
