@@ -216,8 +216,11 @@ def ig_note(model: Any, prefix: str, rows: list[Row]) -> list[str]:
         return []
     jump, total = path_jumps(model, prefix, int(a.target[0]))
     steps = a.params.get("steps_used", [a.params.get("steps")])[0]
+    segments = (a.params.get("segments") or [None])[0]
+    spent = (f"{steps} gradient evaluations over {segments} adaptively bisected segments"
+             if segments else f"{steps} Gauss–Legendre points")
     return [f"Integrated gradients misses completeness by {float(a.delta[0]):.1e} here even "
-            f"with {steps} Gauss–Legendre points: along the straight path from the zero "
+            f"with {spent} (its default budget): along the straight path from the zero "
             f"embedding, the target logit jumps by up to {jump:.2f} between neighbouring "
             f"points 1/4096 of the path apart, while the whole path changes it by "
             f"{total:+.2f}. The integrand is too steep for the quadrature, so on this model "
