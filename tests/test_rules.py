@@ -19,7 +19,13 @@ from lstmlens.datasets.planted import NEGATIVE_WORDS, POSITIVE_WORDS
 from lstmlens.errors import InputError, ModelError
 from lstmlens.modeldir import save
 from lstmlens.models import ClassifierConfig, LSTMClassifier
-from lstmlens.rules import PhraseRules, matches, phrases, unit_separation
+from lstmlens.rules import (
+    PhraseRules,
+    matches,
+    phrases,
+    unit_separation,
+    wilson_lower_bound,
+)
 from lstmlens.tasks import train_task
 
 runner = CliRunner()
@@ -162,6 +168,55 @@ def test_unit_separation_equals_sklearn() -> None:
         assert diff[u] == pytest.approx(states[mask, u].mean() - states[~mask, u].mean())
 
 
+def _wilson_reference(hits: int, n: int, z: float) -> float:
+    """The lower root of (h/n − p)² = z² p (1 − p) / n, found by bisection on [0, h/n]."""
+    share = hits / n
+    lo, hi = 0.0, share
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if (share - mid) ** 2 > z * z * mid * (1 - mid) / n:
+            lo = mid  # still below the bound
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def test_wilson_bound_equals_a_plain_reference() -> None:
+    for hits, n, z in [(3, 3, 1.0), (5, 9, 1.0), (290, 300, 1.0), (7, 10, 2.0), (0, 4, 1.0),
+                       (10, 40, 0.5)]:
+        assert wilson_lower_bound(hits, n, z) == pytest.approx(_wilson_reference(hits, n, z),
+                                                               abs=1e-9)
+    assert wilson_lower_bound(7, 10, 0.0) == pytest.approx(0.7)
+    # a perfect rule seen 3 times ranks below a nearly perfect one seen 300 times
+    assert wilson_lower_bound(3, 3, 1.0) < wilson_lower_bound(290, 300, 1.0)
+    with pytest.raises(InputError, match="n > 0"):
+        wilson_lower_bound(0, 0, 1.0)
+
+
+def test_confidence_orders_rules_by_the_wilson_bound(planted, fitted) -> None:
+    _, model, train, test, _ = planted
+    keys = [(r.precision, r.support) for r in fitted.rules_]  # confidence 0: the paper's order
+    assert keys == sorted(keys, key=lambda k: (-k[0], -k[1]))
+    sure = PhraseRules(confidence=1.0, min_support=3).fit(model, train)
+    bounds = [wilson_lower_bound(r.precision * r.support, r.support, 1.0) for r in sure.rules_]
+    assert all(a >= b - 1e-12 for a, b in itertools.pairwise(bounds))
+    # with min_support 3 chance phrases pass too; ordered by the bound, every one of them
+    # comes after every planted word, while by the plain precision some come before
+    def last_planted_before_chance(rules: PhraseRules) -> bool:
+        where = {r.pattern: j for j, r in enumerate(rules.rules_)}
+        chance = [j for j, r in enumerate(rules.rules_)
+                  if not any(PLANTED.get(w) == r.label for w in r.pattern)]
+        assert chance, "min_support 3 should let chance phrases through"
+        return max(where[(w,)] for w in PLANTED) < min(chance)
+
+    assert last_planted_before_chance(sure)
+    assert not last_planted_before_chance(PhraseRules(min_support=3).fit(model, train))
+    assert sure.fidelity(model, test) > 0.85
+    again = PhraseRules.from_dict(json.loads(sure.to_json()))
+    assert again.confidence == 1.0 and again.predict(test[:50]).tolist() == \
+        sure.predict(test[:50]).tolist()
+
+
 # -- the classifier against hand-computed values ---------------------------------------------
 def _hand_rules(max_length=None) -> PhraseRules:
     rule = {"support": 10, "precision": 0.9, "extracted": 10, "importance": 1.0, "units": []}
@@ -224,9 +279,10 @@ def test_cli_prints_rules_and_json(planted) -> None:
     assert r.exit_code == 0, r.output
     assert "support" in r.stdout and "precision" in r.stdout and "fidelity" in r.stdout
     assert sum(w in r.stdout for w in PLANTED) >= 10
-    r = runner.invoke(app, ["rules", str(out), "--top", "3", "--json"])
+    r = runner.invoke(app, ["rules", str(out), "--top", "3", "--json", "--confidence", "1"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
+    assert doc["params"]["confidence"] == 1.0
     assert len(doc["rules"]) == 3 and doc["n_rules"] >= 12
     assert doc["test"]["fidelity"] > 0.85 and doc["rules"][0]["pattern"][0] in PLANTED
 
@@ -250,6 +306,9 @@ def test_bad_input(planted) -> None:
         PhraseRules(method="nope").fit(model, train)
     with pytest.raises(InputError, match="order must be"):
         PhraseRules(order="random").fit(model, train)
+    for bad in (-1.0, True, "1"):
+        with pytest.raises(InputError, match="confidence must be a number ≥ 0"):
+            PhraseRules(confidence=bad).fit(model, train)
     with pytest.raises(InputError, match="list of strings"):
         PhraseRules().fit(model, "one text")
     with pytest.raises(InputError, match="no phrase rule passes.*lower min_support"):

@@ -64,6 +64,10 @@ def rules_cmd(
     threshold: Annotated[float | None, typer.Option(help="Least contrast (logit units) of an "
                                                     "important word (default log 1.1).")
                          ] = None,
+    confidence: Annotated[float, typer.Option(min=0.0, help="Order rules by the Wilson lower "
+                                              "bound of their precision, this many standard "
+                                              "errors below it (0: the plain precision).")
+                          ] = 0.0,
     data: Annotated[Path | None, typer.Option(help="Texts to fit on (.txt one per line, "
                                               ".csv/.tsv/.jsonl) instead of the model's "
                                               "training split.")] = None,
@@ -79,7 +83,8 @@ def rules_cmd(
         train, test, labels = model_splits(model, data)
         opts = {} if threshold is None else {"threshold": threshold}
         rules = PhraseRules(method=method, min_support=min_support,
-                            min_precision=min_precision, **opts).fit(model, train)
+                            min_precision=min_precision, confidence=confidence,
+                            **opts).fit(model, train)
         split = {"texts": len(test), "fidelity": rules.fidelity(model, test),
                  "coverage": rules.coverage(test), "accuracy": rules.score(test, labels)
                  } if test is not None else None
