@@ -175,8 +175,12 @@ def explain(model: Any, inputs: Any, method: str = "cd", target: Any = None,
         if parts.preprocess is not None:  # e.g. the forecaster's window relative to its level
             x, offset = parts.preprocess(x, L)
         parts.model.eval()
+        own = getattr(m, "forward_logits", None)  # a method with its own forward pass (LRP)
         with torch.no_grad():
-            logits = parts.logits_from_embedded(parts.embed(x), L).float()  # (B, C)
+            logits = own(parts, x, L, dtype) if own is not None else None
+            if logits is None:
+                logits = parts.logits_from_embedded(parts.embed(x), L)
+            logits = logits.float()  # (B, C)
         C = logits.shape[-1]
         if target is None:
             tgt = logits.argmax(-1) if parts.outputs == "classes" else torch.zeros(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import torch
+
 from . import Context, Method, register_method
-from .lrp_core import lrp_parts
+from .lrp_core import LRPForward, lrp_forward, lrp_parts
 
 
 @register_method("lrp")
@@ -15,6 +17,9 @@ class LRP(Method):
     how far it misses).
     """
 
+    def __init__(self) -> None:
+        self._forward: LRPForward | None = None
+
     def unsupported(self, ctx: Context) -> str | None:
         if not getattr(ctx.parts, "exact", True):
             return ("LRP cannot explain the encoder–decoder's output: it propagates relevance "
@@ -23,8 +28,22 @@ class LRP(Method):
                     "(use integrated_gradients, occlusion or shapley_sampling)")
         return None
 
+    def forward_logits(self, parts, x: torch.Tensor, lengths: torch.Tensor,
+                       dtype: torch.dtype) -> torch.Tensor | None:
+        """The model's logits (B, C) from LRP's own forward pass, kept for :meth:`explain`
+        (so ``explain`` runs the model once); None for models LRP cannot follow."""
+        if not getattr(parts, "exact", True):
+            return None
+        self._forward = lrp_forward(parts, x, lengths, dtype)
+        return self._forward.logits
+
     def explain(self, ctx: Context, eps: float = 1e-3, bias_factor: float = 0.0):
+        fwd = self._forward
+        if fwd is None or fwd.x is not ctx.x or fwd.logits.dtype != ctx.dtype:
+            fwd = None
         R, initial, score = lrp_parts(ctx.parts, ctx.x, ctx.lengths, ctx.target, eps,
-                                      bias_factor, ctx.dtype)
+                                      bias_factor, ctx.dtype, forward=fwd,
+                                      per_dimension=not ctx.tokens_input)
+        self._forward = None
         delta = (R.sum((1, 2)) + initial - score).abs()
         return ctx.reduce(R), delta, {"eps": eps, "bias_factor": bias_factor}

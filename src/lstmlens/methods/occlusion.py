@@ -140,44 +140,59 @@ class Occlusion(Method):
             h = s[f"layers.{lstm.num_layers - 1}.forward.hidden"]
         w0 = layers[0][0]
         B, T, E = e.shape
-        proj = torch.addmm(w0.bias, e.reshape(B * T, E), w0.w_ih_t).view(B, T, -1)
+        # W x + b of the true inputs, time-major (T, B, 4H)
+        proj_t = torch.addmm(w0.bias, e.transpose(0, 1).reshape(T * B, E),
+                             w0.w_ih_t).view(T, B, -1)
         per_chunk = max(1, SUFFIX_CHUNK_ELEMENTS // (T * max(w.P for w, _, _ in layers)))
         out = torch.empty(len(seq))
         for i in range(0, len(seq), per_chunk):
             sl = slice(i, i + per_chunk)
-            logits = self._step_variants(ctx, inp, base, layers, proj, seq[sl], start[sl],
-                                         feat[sl], window)
+            logits = self._step_variants(ctx, inp, base, layers, e, proj_t, seq[sl],
+                                         start[sl], feat[sl], window)
             out[sl] = self._value(ctx, logits, seq[sl], output)
         return out
 
     @staticmethod
-    def _step_variants(ctx, inp, base, layers, proj, seq, start, feat, window):
-        """Logits (V, C) of V variants; ``proj`` (B, T, 4H) = W x + b of the true inputs,
-        gates in the order i, f, o, g (see :func:`_sigmoids_first`)."""
+    def _step_variants(ctx, inp, base, layers, e, proj_t, seq, start, feat, window):
+        """Logits (V, C) of V variants; ``e`` (B, T, E) the true LSTM inputs and ``proj_t``
+        (T, B, 4H) = W x + b of them, gates in the order i, f, o, g (see
+        :func:`_sigmoids_first`).
+
+        Slots are sorted by start, so at each step the active variants are a prefix of the
+        slots and those inside their occluded window a contiguous range of it: every step
+        works on slices (no index search), in buffers made once (fresh memory costs page
+        faults), with the input projection accumulated straight into the gate buffer.
+        """
         parts = ctx.parts
-        V, T = len(seq), inp.shape[1]
-        # the occluded steps' inputs (V, w, E) and their projections (V, w, 4H)
-        at = start[:, None] + torch.arange(window)[None, :]  # (V, w)
-        masked = base[seq[:, None], at]
-        if not ctx.tokens_input:  # one feature of the step, then the model's own embed
-            keep = torch.ones(V, 1, inp.shape[-1], dtype=torch.bool)
-            keep[torch.arange(V), 0, feat] = False
-            masked = parts.embed(torch.where(keep, inp[seq[:, None], at], masked))
-        w0 = layers[0][0]
-        proj_w = torch.addmm(w0.bias, masked.reshape(V * window, -1), w0.w_ih_t)
-        proj_w = proj_w.view(V, window, -1) - proj[seq[:, None], at]  # change to W x + b
+        T = inp.shape[1]
         slot_row, slot_seq, group_start, m, pos = grid_layout(seq, start, inp.shape[0])
         S = len(slot_row)
         rows = slot_row.clamp_min(0)  # an empty slot runs row 0's variant; it is never read
-        n_active = (m * torch.searchsorted(group_start, torch.arange(T), right=True)).tolist()
-        hs = [proj.new_zeros(S, w.P) for w, _, _ in layers]
-        cs = [proj.new_zeros(S, w.H) for w, _, _ in layers]
+        # each slot's occluded inputs (S, w, E) and the change they make to W x + b
+        seq_s, at = seq[rows], start[rows, None] + torch.arange(window)[None, :]  # (S, w)
+        masked = base[seq_s[:, None], at]
+        if not ctx.tokens_input:  # one feature of the step, then the model's own embed
+            keep = torch.ones(S, 1, inp.shape[-1], dtype=torch.bool)
+            keep[torch.arange(S), 0, feat[rows]] = False
+            masked = parts.embed(torch.where(keep, inp[seq_s[:, None], at], masked))
+        change = (masked - e[seq_s[:, None], at]).reshape(S * window, -1)
+        proj_w = torch.mm(change, layers[0][0].w_ih_t).view(S, window, -1)  # (S, w, 4H)
+        steps = torch.arange(T)
+        n_active = (m * torch.searchsorted(group_start, steps, right=True)).tolist()
+        # slots [n_past[s], n_active[s]) started within the window: their input is occluded
+        n_past = (m * torch.searchsorted(group_start, steps - window, right=True)).tolist()
+        # an empty slot's start: its group's (keeps its offset inside the window)
+        slot_start = start[rows] if m == 1 else group_start.repeat_interleave(m)
+        hs = [proj_t.new_zeros(S, w.P) for w, _, _ in layers]
+        cs = [proj_t.new_zeros(S, w.H) for w, _, _ in layers]
+        gs = [proj_t.new_empty(S, 4 * w.H) for w, _, _ in layers]
         top = layers[-1][1]  # (B, T, P) the true top states
         keep_all = parts.pooling not in ("last", "final")
-        seq_top = proj.new_empty(T, S, top.shape[-1]) if keep_all else None
-        pooled = proj.new_zeros(S, top.shape[-1])
+        seq_top = proj_t.new_empty(T, S, top.shape[-1]) if keep_all else None
+        pooled = proj_t.new_zeros(S, top.shape[-1])
         slot_last = torch.where(slot_row >= 0, ctx.lengths[slot_seq] - 1, -1)  # read there
-        slot_start = start[rows]
+        reads = {int(t): (slot_last == t).nonzero().squeeze(1)
+                 for t in torch.unique(slot_last).tolist() if t >= 0}
         for s in range(T):
             n = n_active[s]
             if n == 0:
@@ -190,19 +205,22 @@ class Occlusion(Method):
                     h[k_new] = h_true[slot_seq[k_new], s - 1]
                     c[k_new] = c_true[slot_seq[k_new], s - 1]
             x = None
-            for li, ((w, _, _), h, c) in enumerate(zip(layers, hs, cs, strict=True)):
+            for li, ((w, _, _), h, c, gb) in enumerate(zip(layers, hs, cs, gs, strict=True)):
                 H = w.H
-                g = h[:n] @ w.w_hh_t  # (n, 4H) gates i, f, o, g
+                g = gb[:n]  # (n, 4H) gates i, f, o, g
                 if li == 0:
                     if m == 1:
-                        g += proj[:, s].index_select(0, slot_seq[:n])
+                        torch.index_select(proj_t[s], 0, slot_seq[:n], out=g)
                     else:
-                        g.view(n // m, m, -1).add_(proj[None, :, s])
-                    off = s - slot_start[:n]
-                    inside = ((off >= 0) & (off < window)).nonzero().squeeze(1)
-                    g.index_add_(0, inside, proj_w[rows[inside], off[inside]])
+                        g.view(n // m, m, -1).copy_(proj_t[s])
+                    a = n_past[s]
+                    if window == 1:
+                        g[a:n] += proj_w[a:n, 0]
+                    else:
+                        g[a:n] += proj_w[torch.arange(a, n), s - slot_start[a:n]]
                 else:
-                    g.addmm_(x, w.w_ih_t).add_(w.bias)
+                    torch.addmm(w.bias, x, w.w_ih_t, out=g)
+                g.addmm_(h[:n], w.w_hh_t)
                 g[:, : 3 * H].sigmoid_()
                 g[:, 3 * H:].tanh_()
                 c[:n].mul_(g[:, H:2 * H]).addcmul_(g[:, :H], g[:, 3 * H:])  # f c + i g
@@ -211,8 +229,8 @@ class Occlusion(Method):
                 else:
                     torch.mm(torch.tanh(c[:n]).mul_(g[:, 2 * H:3 * H]), w.w_hr_t, out=h[:n])
                 x = h[:n]
-            hits = (slot_last[:n] == s).nonzero().squeeze(1)
-            pooled[hits] = x[hits]
+            if s in reads:
+                pooled[reads[s]] = x[reads[s]]
             if keep_all:
                 seq_top[s, :n] = x
                 seq_top[s, n:] = top[slot_seq[n:], s]
