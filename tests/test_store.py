@@ -140,38 +140,53 @@ def test_resume_after_kill_9_equals_uninterrupted(world, tmp_path):
         key = ref.keys()[0]
         assert np.asarray(part[key][a:b]).tobytes() == np.asarray(ref[key][a:b]).tobytes()
     r = runner.invoke(app, ["index", str(root / "lm"), "--data", str(root / "corpus.txt"),
-                            "--out", str(out), "--chunk", "256", "--batch", "16", "--quiet"])
+                            "--out", str(out), "--chunk", "256", "--batch", "16", "--quiet",
+                            "--threads", "1"])  # the killed run: default threads; same bytes
     assert r.exit_code == 0, r.output
     done = open_store(out)
     assert done.complete
     _assert_same(done, ref)
 
 
-def test_disk_full_mid_run_then_resume(world, tmp_path, monkeypatch):
+@pytest.mark.parametrize(("compression", "threads"), [("none", 2), ("lz4", 1)])
+def test_disk_full_mid_run_then_resume(world, tmp_path, monkeypatch, compression, threads):
+    """ENOSPC from the raw chunk writes (uncompressed) or from Zarr's store (compressed);
+    the resumed store equals the reference byte for byte, whatever the codec or threads."""
     import zarr.storage
+
+    from lstmlens import store_chunk
     root, out = world["root"], tmp_path / "full.zarr"
-    real_set = zarr.storage.LocalStore.set
+    real_set, real_pwrite = zarr.storage.LocalStore.set, store_chunk._pwrite
     calls = {"n": 0}
+
+    def full() -> None:
+        calls["n"] += 1
+        if calls["n"] > 150:  # after a few chunks (~30 writes each), mid-chunk
+            raise OSError(errno.ENOSPC, "No space left on device")
 
     async def failing_set(self, key, value):
         if "series/" in key:
-            calls["n"] += 1
-            if calls["n"] > 40:  # after a few chunks, mid-chunk
-                raise OSError(errno.ENOSPC, "No space left on device")
+            full()
         return await real_set(self, key, value)
 
+    def failing_pwrite(fd, data, offset):
+        full()
+        return real_pwrite(fd, data, offset)
+
     monkeypatch.setattr(zarr.storage.LocalStore, "set", failing_set)
+    monkeypatch.setattr(store_chunk, "_pwrite", failing_pwrite)
+    kw = {"chunk_tokens": 256, "batch": 16, "compression": compression, "threads": threads}
     with pytest.raises(StoreError, match="No space left on device.*chunks are complete"):
-        index_corpus(root / "lm", root / "corpus.txt", out, chunk_tokens=256, batch=16)
+        index_corpus(root / "lm", root / "corpus.txt", out, **kw)
     part = open_store(out)  # what was written stays readable
-    assert 0 < part.chunks_done.sum() < part.n_chunks
+    assert 0 < part.chunks_done.sum() < part.n_chunks and part.by_unit(part.keys()[5]) is None
     key = part.keys()[3]
     c = int(np.flatnonzero(part.chunks_done)[0])
     assert np.asarray(part[key][c * 256:(c + 1) * 256]).tobytes() == \
         np.asarray(world["ref"][key][c * 256:(c + 1) * 256]).tobytes()
     monkeypatch.setattr(zarr.storage.LocalStore, "set", real_set)
-    _assert_same(index_corpus(root / "lm", root / "corpus.txt", out, chunk_tokens=256,
-                              batch=16), world["ref"])
+    monkeypatch.setattr(store_chunk, "_pwrite", real_pwrite)
+    _assert_same(index_corpus(root / "lm", root / "corpus.txt", out, **kw), world["ref"])
 
 
 def test_dask_cluster_on_loopback_gives_the_same_store(world, tmp_path):
@@ -183,7 +198,7 @@ def test_dask_cluster_on_loopback_gives_the_same_store(world, tmp_path):
         st = index_corpus(root / "lm", root / "corpus.txt", tmp_path / "d.zarr",
                           chunk_tokens=256, batch=16, scheduler=cluster.scheduler_address)
         with distributed.Client(cluster) as client:  # both worker processes took chunks
-            loaded = client.run(lambda: len(__import__("lstmlens.store_index").store_index._MODELS))
+            loaded = client.run(lambda: len(__import__("lstmlens.store_chunk").store_chunk._MODELS))
             assert list(loaded.values()) == [1, 1]
     _assert_same(st, world["ref"])
 
@@ -194,7 +209,8 @@ def test_refusals_and_bad_input(world, tmp_path):
             "--batch", "16"]
     # another model's, or other settings', store is refused, and left as it was
     before = (ref / "zarr.json").read_bytes()
-    for extra, what in ((["--dtype", "float32"], "settings"), (["--batch", "8"], "settings")):
+    for extra, what in ((["--dtype", "float32"], "settings"), (["--batch", "8"], "settings"),
+                        (["--compression", "lz4"], "settings")):
         r = runner.invoke(app, [*base[:-2], *extra, "--out", str(ref)])
         assert r.exit_code == 1 and "another model or with other settings" in r.stderr
         assert what in r.stderr and "Traceback" not in r.output
@@ -229,5 +245,7 @@ def test_refusals_and_bad_input(world, tmp_path):
     with pytest.raises(lstmlens.InputError, match="tcp://"):
         index_corpus(root / "lm", root / "corpus.txt", tmp_path / "x.zarr", scheduler="host:1")
     assert not (tmp_path / "x.zarr").exists()
+    with pytest.raises(lstmlens.InputError, match="compression must be one of"):
+        index_corpus(root / "lm", root / "corpus.txt", tmp_path / "z.zarr", compression="gz")
     with pytest.raises(lstmlens.InputError, match="unknown method"):
         index_corpus(root / "clf", root / "corpus.txt", tmp_path / "m.zarr", methods=["nope"])

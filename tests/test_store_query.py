@@ -132,3 +132,18 @@ def test_query_errors(store):
         store.select(KEY, 10, 10)
     with pytest.raises(KeyError, match="did you mean"):
         store["lstms.0.layers.0.forward.cel"]
+
+
+def test_saturation_counts_of_float16_equal_float32_comparisons():
+    """The recorded counts compare float16 bit patterns; every float16 value (but NaN) and
+    every block size gives the float32 comparison's count."""
+    from lstmlens.store_chunk import SAT_HIGH, SAT_LOW, saturation_counts
+    every = np.arange(2**16, dtype=np.uint16).view(np.float16)
+    every = every[~np.isnan(every)]
+    rng = np.random.default_rng(0)
+    for n in (1, 254, 255, 256, 3000, len(every)):
+        v = every[:n, None] if n == len(every) else rng.choice(every, (n, 3))
+        v32 = v.astype(np.float32)
+        want = np.stack([(v32 < np.float32(SAT_LOW)).sum(0), (v32 > np.float32(SAT_HIGH)).sum(0)])
+        np.testing.assert_array_equal(saturation_counts(v), want)
+        np.testing.assert_array_equal(saturation_counts(v32), want)

@@ -161,6 +161,29 @@ def test_large_batch_uses_loop_engine_and_matches_recompute():
         assert (a[k] - auto[k]).abs().max() == 0
 
 
+@pytest.mark.parametrize("proj_size", [0, 3])
+def test_loop_skips_finished_sequences_when_sorted_longest_first(proj_size):
+    """Lengths sorted longest first: the loop runs only the live rows at each step (a packed
+    sequence); every valid step still equals the slow reference run on that sequence alone,
+    padded steps are zeros, and the unmasked series agree at valid steps."""
+    from lstmlens.engine import _active_rows, trace_lstm_unmasked
+    torch.manual_seed(3)
+    lstm = nn.LSTM(4, 6, batch_first=True, num_layers=2, bidirectional=True,
+                   proj_size=proj_size).double()
+    lengths = torch.tensor([9, 9, 7, 4, 4, 1])
+    assert _active_rows(lengths, 6, 9) == [6, 5, 5, 5, 3, 3, 3, 2, 2]
+    assert _active_rows(lengths.flip(0), 6, 9) is None
+    x = torch.randn(6, 9, 4, dtype=torch.float64)
+    tr = lstmlens.trace(lstm, x, lengths, dtype="float64", engine="loop")
+    raw = trace_lstm_unmasked(lstm, x, lengths, dtype=torch.float64, engine="loop")
+    for b, n in enumerate(lengths.tolist()):
+        ref = reference_trace(lstm, x[b, :n])
+        for key, want in ref.items():
+            assert (tr[key][b, :n] - want).abs().max() <= 1e-10, key
+            assert torch.equal(raw[key][b, :n], tr[key][b, :n])
+            assert (tr[key][b, n:] == 0).all()
+
+
 class Tagger(nn.Module):
     def __init__(self):
         super().__init__()

@@ -20,9 +20,11 @@ def index_cmd(
                                                       "it holds an unfinished run).")],
     dtype: Annotated[str, typer.Option(help="float16 (default, half the disk) or float32.")
                      ] = "float16",
+    compression: Annotated[str, typer.Option(
+        help="none (default, fastest), lz4 or zstd: codec of the stored arrays.")] = "none",
     methods: Annotated[str | None, typer.Option(
         help="Explanation methods to store per token, comma-separated (e.g. cd,lrp).")] = None,
-    batch: Annotated[int, typer.Option(min=1, help="Documents per forward pass.")] = 64,
+    batch: Annotated[int, typer.Option(min=1, help="Documents per forward pass.")] = 128,
     chunk: Annotated[int, typer.Option(min=16, help="Tokens per store chunk (unit of work).")
                      ] = 8192,
     text_column: Annotated[str, typer.Option(help="Text column (.csv/.tsv) or key (.jsonl).")
@@ -32,6 +34,9 @@ def index_cmd(
     ] = None,
     scheduler: Annotated[str | None, typer.Option(
         help="Run on an existing Dask cluster, e.g. tcp://127.0.0.1:8786.")] = None,
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="In-process: chunks computed at once (default: one per core, at most 2).")
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress lines.")] = False,
 ) -> None:
     """Trace every token of a corpus (every gate, layer, direction) into a Zarr store."""
@@ -46,9 +51,10 @@ def index_cmd(
             if not quiet and (done == total or done % max(1, total // 20) == 0):
                 err.print(f"  {done}/{total} chunks", highlight=False)
 
-        st = index_corpus(model_dir, data, store, dtype=dtype, methods=names, batch=batch,
+        st = index_corpus(model_dir, data, store, dtype=dtype, compression=compression,
+                          methods=names, batch=batch,
                           chunk_tokens=chunk, text_column=text_column, workers=workers,
-                          scheduler=scheduler, progress=progress)
+                          scheduler=scheduler, threads=threads, progress=progress)
         out.print(escape(f"wrote {st.path}: {st.n_tokens:,} tokens, {st.n_docs:,} documents, "
                          f"{len(st.series_keys)} series ({dtype}), chunks of "
                          f"{st.chunk_tokens:,} tokens"), highlight=False)

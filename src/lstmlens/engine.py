@@ -10,7 +10,8 @@ Two ways to the same numbers, chosen by size (REFERENCES §2 has the measurement
   (the input projection of all steps in one product, one ``h W_hh`` product per step) and
   whose elementwise work is done in place, straight into the output buffers.
 
-All computation is time-major ``(T, B, ·)``; results are returned batch-major ``(B, T, ·)``.
+The loop runs batch-major (each sequence's results contiguous, nothing transposed); the
+recompute engine runs time-major, the fused kernel's layout. Results are ``(B, T, ·)``.
 """
 
 from __future__ import annotations
@@ -34,31 +35,51 @@ def _activate(g: torch.Tensor, H: int) -> None:
     g[..., 3 * H:].sigmoid_()
 
 
-def _run_loop(x: torch.Tensor, w: LayerWeights, h0: torch.Tensor, c0: torch.Tensor):
-    """x (T, B, in) → gates (T, B, 4H) in i,f,g,o order, cells (T, B, H), hidden (T, B, P)."""
-    T, B, _ = x.shape
+def _active_rows(lengths: torch.Tensor | None, B: int, T: int) -> list[int] | None:
+    """Rows still running at each step, when ``lengths`` are non-increasing (then the
+    sequences alive at step t are the first ``active[t]``); else ``None`` (all rows run)."""
+    if lengths is None or B < 2 or not bool((lengths[:-1] >= lengths[1:]).all()):
+        return None
+    t = torch.arange(T, device=lengths.device)
+    return (lengths[None, :] > t[:, None]).sum(1).tolist()  # (T,)
+
+
+def _run_loop(x: torch.Tensor, w: LayerWeights, h0: torch.Tensor, c0: torch.Tensor,
+              active: list[int] | None = None):
+    """x (B, T, in) → gates (B, T, 4H) in i,f,g,o order, cells (B, T, H), hidden (B, T, P).
+
+    Batch-major: step t works on the strided rows ``[:, t]`` (BLAS takes a row stride), so
+    each sequence's results are contiguous and nothing is transposed afterwards. With
+    ``active`` (sequences sorted longest first), step t runs only the first ``active[t]``
+    rows, like a packed sequence: padded steps are skipped (their gates hold the input
+    projection only, their cells and hidden states are left uninitialised).
+    """
+    B, T, _ = x.shape
     H, P = w.hidden_size, w.output_size
     w_h = w.w_hh.t()  # (P, 4H)
-    G = torch.addmm(w.bias, x.reshape(T * B, -1), w.w_ih.t()).view(T, B, 4 * H)  # (T, B, 4H)
-    C = x.new_empty(T, B, H)
-    Hs = x.new_empty(T, B, P)
+    G = torch.addmm(w.bias, x.reshape(B * T, -1), w.w_ih.t()).view(B, T, 4 * H)  # (B, T, 4H)
+    C = x.new_empty(B, T, H)
+    Hs = x.new_empty(B, T, P)
     tanh_c = x.new_empty(B, H)
     unprojected = x.new_empty(B, H) if w.w_hr is not None else None
     w_hr_t = w.w_hr.t() if w.w_hr is not None else None
     h, c = h0, c0
     for t in range(T):
-        g = G[t]  # (B, 4H)
-        g.addmm_(h, w_h)
+        n = B if active is None else active[t]
+        if n == 0:
+            break
+        g, c_t, h_t = G[:n, t], C[:n, t], Hs[:n, t]  # (n, 4H), (n, H), (n, P)
+        g.addmm_(h[:n], w_h)
         _activate(g, H)
-        torch.mul(g[:, :H], g[:, 2 * H:3 * H], out=C[t])  # i ⊙ g
-        C[t].addcmul_(g[:, H:2 * H], c)  # + f ⊙ c_{t-1}
-        torch.tanh(C[t], out=tanh_c)
+        torch.mul(g[:, :H], g[:, 2 * H:3 * H], out=c_t)  # i ⊙ g
+        c_t.addcmul_(g[:, H:2 * H], c[:n])  # + f ⊙ c_{t-1}
+        torch.tanh(c_t, out=tanh_c[:n])
         if unprojected is None:
-            torch.mul(g[:, 3 * H:], tanh_c, out=Hs[t])  # o ⊙ tanh(c)
+            torch.mul(g[:, 3 * H:], tanh_c[:n], out=h_t)  # o ⊙ tanh(c)
         else:
-            torch.mul(g[:, 3 * H:], tanh_c, out=unprojected)
-            torch.mm(unprojected, w_hr_t, out=Hs[t])  # W_hr (o ⊙ tanh c)
-        h, c = Hs[t], C[t]
+            torch.mul(g[:, 3 * H:], tanh_c[:n], out=unprojected[:n])
+            torch.mm(unprojected[:n], w_hr_t, out=h_t)  # W_hr (o ⊙ tanh c)
+        h, c = h_t, c_t
     return G, C, Hs
 
 
@@ -121,6 +142,71 @@ def reverse_within(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tenso
     return x.gather(1, idx)
 
 
+def _check_engine(engine: str, batch: int, hidden_size: int) -> str:
+    if engine not in ENGINES:
+        raise InputError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if engine == "auto":
+        return "loop" if batch * hidden_size >= LOOP_MIN_WORK else "recompute"
+    return engine
+
+
+def trace_lstm_unmasked(
+    lstm: nn.LSTM,
+    x: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    state: tuple[torch.Tensor, torch.Tensor] | None = None,
+    dtype: torch.dtype = torch.float32,
+    engine: str = "auto",
+) -> dict[str, torch.Tensor]:
+    """:func:`trace_lstm` without its masking: the same ``(B, T, units)`` series (often
+    strided views into one gate buffer), with values at padded steps (``t ≥ lengths[b]``)
+    unspecified (left as computed, or never computed) rather than zeroed. Valid steps never
+    depend on padded ones (padding comes after a sequence's steps in both directions), so a
+    caller that reads only valid steps (the corpus store) skips a masked copy of every
+    series. Lengths sorted longest first let the loop skip finished sequences.
+    """
+    B, T, _ = x.shape
+    D = num_directions(lstm)
+    device = lstm.weight_ih_l0.device
+    engine = _check_engine(engine, B, lstm.hidden_size)
+    if lengths is not None and bool((lengths == T).all()):
+        lengths = None  # no padding: nothing to reverse within lengths
+    if lengths is not None:
+        lengths = lengths.to(device)
+    active = _active_rows(lengths, B, T) if engine == "loop" else None
+    out: dict[str, torch.Tensor] = {}
+    layer_in = x.detach().to(device=device, dtype=dtype)  # (B, T, in)
+    with torch.no_grad():
+        for k in range(lstm.num_layers):
+            hiddens = []
+            for d in range(D):
+                w = layer_weights(lstm, k, d, dtype)
+                if state is None:
+                    h0 = layer_in.new_zeros(B, w.output_size)
+                    c0 = layer_in.new_zeros(B, w.hidden_size)
+                else:
+                    h0 = state[0][k * D + d].detach().to(device=device, dtype=dtype)
+                    c0 = state[1][k * D + d].detach().to(device=device, dtype=dtype)
+                seq = layer_in if d == 0 else reverse_within(layer_in, lengths)
+                if engine == "loop":  # (B, T, ·) each
+                    G, C, Hs = _run_loop(seq.contiguous(), w, h0, c0, active)
+                else:  # time-major inside; results as (B, T, ·) views
+                    G, C, Hs = (r.transpose(0, 1) for r in _run_recompute(
+                        seq.transpose(0, 1).contiguous(), w, h0, c0))
+                H = w.hidden_size
+                series = {  # each (B, T, units), processing order
+                    "input_gate": G[..., :H], "forget_gate": G[..., H:2 * H],
+                    "cell_candidate": G[..., 2 * H:3 * H], "output_gate": G[..., 3 * H:],
+                    "cell": C, "hidden": Hs,
+                }
+                prefix = f"layers.{k}.{DIRECTIONS[d]}."
+                for name, s in series.items():
+                    out[prefix + name] = s if d == 0 else reverse_within(s, lengths)
+                hiddens.append(out[prefix + "hidden"])
+            layer_in = torch.cat(hiddens, dim=2) if D == 2 else hiddens[0]
+    return out
+
+
 def trace_lstm(
     lstm: nn.LSTM,
     x: torch.Tensor,
@@ -135,50 +221,17 @@ def trace_lstm(
     ``state`` is ``(h0, c0)`` in ``nn.LSTM``'s layout. Returns ``{"layers.k.forward.cell":
     (B, T, units), ...}`` in input order, with zeros at padded steps.
     """
-    if engine not in ENGINES:
-        raise InputError(f"engine must be one of {ENGINES}, got {engine!r}")
     B, T, _ = x.shape
-    D = num_directions(lstm)
+    _check_engine(engine, B, lstm.hidden_size)
     device = lstm.weight_ih_l0.device
-    x = x.detach().to(device=device, dtype=dtype)
-    if engine == "auto":
-        engine = "loop" if B * lstm.hidden_size >= LOOP_MIN_WORK else "recompute"
-    run = _run_loop if engine == "loop" else _run_recompute
-    mask = None
     if lengths is not None and bool((lengths == T).all()):
-        lengths = None  # no padding: nothing to reverse within lengths or to mask
+        lengths = None  # no padding: nothing to mask
+    mask = None
     if lengths is not None:
         lengths = lengths.to(device)
         mask = (torch.arange(T, device=device)[None, :] < lengths[:, None])[..., None]
-    out: dict[str, torch.Tensor] = {}
-    layer_in = x
+    series = trace_lstm_unmasked(lstm, x, lengths, state, dtype, engine)
+    if mask is None:
+        return series
     with torch.no_grad():
-        for k in range(lstm.num_layers):
-            hiddens = []
-            for d in range(D):
-                w = layer_weights(lstm, k, d, dtype)
-                if state is None:
-                    h0 = x.new_zeros(B, w.output_size)
-                    c0 = x.new_zeros(B, w.hidden_size)
-                else:
-                    h0 = state[0][k * D + d].detach().to(device=device, dtype=dtype)
-                    c0 = state[1][k * D + d].detach().to(device=device, dtype=dtype)
-                seq = layer_in if d == 0 else reverse_within(layer_in, lengths)
-                G, C, Hs = run(seq.transpose(0, 1).contiguous(), w, h0, c0)
-                H = w.hidden_size
-                series = {  # each (B, T, units), processing order
-                    "input_gate": G[..., :H], "forget_gate": G[..., H:2 * H],
-                    "cell_candidate": G[..., 2 * H:3 * H], "output_gate": G[..., 3 * H:],
-                    "cell": C, "hidden": Hs,
-                }
-                prefix = f"layers.{k}.{DIRECTIONS[d]}."
-                for name, s in series.items():
-                    s = s.transpose(0, 1)
-                    if d == 1:
-                        s = reverse_within(s, lengths)
-                    if mask is not None:
-                        s = s.masked_fill(~mask, 0.0)
-                    out[prefix + name] = s
-                hiddens.append(out[prefix + "hidden"])
-            layer_in = torch.cat(hiddens, dim=2) if D == 2 else hiddens[0]
-    return out
+        return {key: s.masked_fill(~mask, 0.0) for key, s in series.items()}

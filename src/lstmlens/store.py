@@ -4,11 +4,12 @@ Layout of a store ``STORE/`` (a Zarr group; its ``lstmlens`` attribute holds the
 
 - ``tokens`` ``[N]`` int32 and ``doc_starts`` ``[D + 1]`` int64 (document d is tokens
   ``doc_starts[d]:doc_starts[d + 1]``);
-- ``series/{key}`` ``[N, units]`` (float16 by default) for every gate and state of every
-  LSTM, layer and direction, keyed like :class:`lstmlens.Trace` (``lstms.0.layers.0.forward.
-  forget_gate``); ``by_unit/{key}`` ``[units, N]`` the same values unit-major (hidden
-  states, uncompressed, in blocks of 262,144 steps), the per-unit index that makes span
-  queries fast, built from the series once every chunk is done;
+- ``series/{key}`` ``[N, units]`` (float16 by default; uncompressed by default, or LZ4 /
+  Zstandard) for every gate and state of every LSTM, layer and direction, keyed like
+  :class:`lstmlens.Trace` (``lstms.0.layers.0.forward.forget_gate``); ``by_unit/{key}``
+  ``[units, N]`` the same values unit-major (hidden states, uncompressed, in blocks of
+  262,144 steps), the per-unit index that makes span queries fast, written by each chunk
+  as it is written and marked complete (``by_unit-NNNNNN.json``) once every chunk is done;
 - ``predictions/...`` and ``attributions/{method}`` ``[N]``;
 - ``saturation/{key}`` ``[chunks, 2, units]``: per chunk, steps below 0.1 and above 0.9;
 - ``.progress/``: one ``chunk-NNNNNN.json`` per finished chunk, each written (atomically

@@ -42,9 +42,13 @@ def _client(workers: int | None, scheduler: str | None):
             return Client(scheduler, timeout="20s"), None
         except (OSError, TimeoutError) as e:
             raise StoreError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           host="127.0.0.1", dashboard_address=None,
-                           worker_dashboard_address=None)
+    import dask
+    # one thread per worker (a chunk runs on one torch thread); no statistical profiler
+    # sampling the tasks' stacks every 10 ms
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=None,
+                               worker_dashboard_address=None)
     return Client(cluster), cluster
 
 
@@ -54,7 +58,7 @@ def run_distributed(store_path: str, chunks: Sequence[int], *, workers: int | No
     """Compute ``chunks`` of the store on a local (127.0.0.1) or existing Dask cluster."""
     from distributed import as_completed
 
-    from .store_index import index_chunk
+    from .store_chunk import index_chunk
     client, cluster = _client(workers, scheduler)
     try:
         n_workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
