@@ -61,7 +61,8 @@ def test_explain_every_method_matches_the_library(clf, dirs):
         att = lstmlens.explain(model, text, name)
         np.testing.assert_allclose(res["methods"][name]["scores"],
                                    att.scores[0].double().numpy(), atol=1e-6)
-    probs = torch.softmax(model(torch.tensor([model.tokenizer.encode(text)])), -1)[0]
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.tensor([model.tokenizer.encode(text)])), -1)[0]
     assert res["prediction"]["index"] == int(probs.argmax())
     assert res["prediction"]["confidence"] == pytest.approx(float(probs.max()), abs=1e-5)
     assert res["tokens"] == model.tokenizer.split(text)

@@ -45,7 +45,7 @@ def _active_rows(lengths: torch.Tensor | None, B: int, T: int) -> list[int] | No
 
 
 def _run_loop(x: torch.Tensor, w: LayerWeights, h0: torch.Tensor, c0: torch.Tensor,
-              active: list[int] | None = None):
+              active: list[int] | None = None, time_major: bool = False):
     """x (B, T, in) → gates (B, T, 4H) in i,f,g,o order, cells (B, T, H), hidden (B, T, P).
 
     Batch-major: step t works on the strided rows ``[:, t]`` (BLAS takes a row stride), so
@@ -53,13 +53,19 @@ def _run_loop(x: torch.Tensor, w: LayerWeights, h0: torch.Tensor, c0: torch.Tens
     ``active`` (sequences sorted longest first), step t runs only the first ``active[t]``
     rows, like a packed sequence: padded steps are skipped (their gates hold the input
     projection only, their cells and hidden states are left uninitialised).
+    ``time_major``: x is ``(T, B, in)`` and the results ``(T, B, ·)``: each step's rows are
+    then contiguous, which is faster when the whole series is read back in one piece.
     """
-    B, T, _ = x.shape
+    if time_major:
+        T, B, _ = x.shape
+    else:
+        B, T, _ = x.shape
     H, P = w.hidden_size, w.output_size
+    lead = (T, B) if time_major else (B, T)
     w_h = w.w_hh.t()  # (P, 4H)
-    G = torch.addmm(w.bias, x.reshape(B * T, -1), w.w_ih.t()).view(B, T, 4 * H)  # (B, T, 4H)
-    C = x.new_empty(B, T, H)
-    Hs = x.new_empty(B, T, P)
+    G = torch.addmm(w.bias, x.reshape(B * T, -1), w.w_ih.t()).view(*lead, 4 * H)
+    C = x.new_empty(*lead, H)
+    Hs = x.new_empty(*lead, P)
     tanh_c = x.new_empty(B, H)
     unprojected = x.new_empty(B, H) if w.w_hr is not None else None
     w_hr_t = w.w_hr.t() if w.w_hr is not None else None
@@ -68,7 +74,10 @@ def _run_loop(x: torch.Tensor, w: LayerWeights, h0: torch.Tensor, c0: torch.Tens
         n = B if active is None else active[t]
         if n == 0:
             break
-        g, c_t, h_t = G[:n, t], C[:n, t], Hs[:n, t]  # (n, 4H), (n, H), (n, P)
+        if time_major:
+            g, c_t, h_t = G[t, :n], C[t, :n], Hs[t, :n]  # (n, 4H), (n, H), (n, P)
+        else:
+            g, c_t, h_t = G[:n, t], C[:n, t], Hs[:n, t]
         g.addmm_(h[:n], w_h)
         _activate(g, H)
         torch.mul(g[:, :H], g[:, 2 * H:3 * H], out=c_t)  # i ⊙ g
@@ -157,6 +166,7 @@ def trace_lstm_unmasked(
     state: tuple[torch.Tensor, torch.Tensor] | None = None,
     dtype: torch.dtype = torch.float32,
     engine: str = "auto",
+    time_major: bool = False,
 ) -> dict[str, torch.Tensor]:
     """:func:`trace_lstm` without its masking: the same ``(B, T, units)`` series (often
     strided views into one gate buffer), with values at padded steps (``t ≥ lengths[b]``)
@@ -188,7 +198,10 @@ def trace_lstm_unmasked(
                     h0 = state[0][k * D + d].detach().to(device=device, dtype=dtype)
                     c0 = state[1][k * D + d].detach().to(device=device, dtype=dtype)
                 seq = layer_in if d == 0 else reverse_within(layer_in, lengths)
-                if engine == "loop":  # (B, T, ·) each
+                if engine == "loop" and time_major:  # (T, B, ·) inside, (B, T, ·) views
+                    G, C, Hs = (r.transpose(0, 1) for r in _run_loop(
+                        seq.transpose(0, 1).contiguous(), w, h0, c0, active, True))
+                elif engine == "loop":  # (B, T, ·) each
                     G, C, Hs = _run_loop(seq.contiguous(), w, h0, c0, active)
                 else:  # time-major inside; results as (B, T, ·) views
                     G, C, Hs = (r.transpose(0, 1) for r in _run_recompute(
@@ -230,7 +243,8 @@ def trace_lstm(
     if lengths is not None:
         lengths = lengths.to(device)
         mask = (torch.arange(T, device=device)[None, :] < lengths[:, None])[..., None]
-    series = trace_lstm_unmasked(lstm, x, lengths, state, dtype, engine)
+    # time-major steps: every series is read back whole, so contiguous steps pay off
+    series = trace_lstm_unmasked(lstm, x, lengths, state, dtype, engine, time_major=True)
     if mask is None:
         return series
     with torch.no_grad():
