@@ -38,11 +38,8 @@ from .store_chunk import (  # noqa: F401 (SAT_*: the thresholds of the recorded 
     SAT_LOW,
     UNIT_BLOCK,
     Target,
-    compute_chunk,
     index_chunk,
     model_series,
-    release_free_memory,
-    write_chunk,
 )
 from .store_data import data_format, file_sha256, iter_documents
 
@@ -104,15 +101,9 @@ def _run_in_process(store_path: str, todo: list[int], model: Any,
     chunk's bytes do not depend on the thread). At most ``threads`` chunks are in memory:
     each thread reuses its chunk buffers."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-    target = Target.of(store_path)
 
     def task(c: int) -> int:
-        bufs = compute_chunk(target, c, model, target.take_buffers())
-        try:
-            return write_chunk(target, c, bufs)
-        finally:
-            target.give_back(bufs)
-            release_free_memory()
+        return index_chunk(store_path, c, model)
 
     n_threads = torch.get_num_threads()
     torch.set_num_threads(1)
