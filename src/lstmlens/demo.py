@@ -94,5 +94,6 @@ def run_demo(out: str | Path | None = None, *, task: str = "sentiment", quick: b
     from .report import write_report
     report = write_report(out, out / "report.html")
     console.print(f"report (one HTML file, opens offline): {report}")
+    console.print(f"browse it: lstmlens serve {out}   (then open http://127.0.0.1:8000/)")
     return {"test_accuracy": m["test"]["accuracy"], "seconds": seconds, "out": str(out),
             "report": str(report)}
