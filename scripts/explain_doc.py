@@ -1,10 +1,8 @@
 """Write docs/explain.md (``make docs``): every method on one real test-split input of each
-model kind — sentiment, language model (next character), translation (an output token over
-the source words), forecaster (an output step, ``[T, F]`` in series units), speech (``[T,
-F]`` frames) — and of a user's module opened with ``lstmlens.wrap``, with the Python and CLI
-calls, top tokens and each ``delta``. Models come from runs/ (a missing one is trained
-quickly under runs/explain/, and the page says so); the user's module is trained here by a
-plain loop. Every number is measured by this script, which prints its running time.
+model kind (sentiment, next character, a translation token, a forecast step, speech frames)
+and of a user's module opened with ``lstmlens.wrap``: Python and CLI calls, top tokens and
+each ``delta``. Models come from runs/ (a missing one is trained quickly under runs/explain/,
+and the page says so). Every number is measured by this script, which prints its time.
 """
 
 from __future__ import annotations
