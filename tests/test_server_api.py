@@ -111,10 +111,8 @@ def test_neurons(clf):
 
 def test_rules_fitted_on_the_corpus_or_read_from_the_model_dir(dirs, tmp_path):
     c = TestClient(create_app(Explorer(dirs["clf"], corpus=TEXTS * 3)))
-    r = c.get("/api/rules")
-    assert r.status_code in (200, 400)  # random weights may leave no rule above thresholds
-    if r.status_code == 400:
-        assert "threshold" in r.json()["detail"]
+    r = c.get("/api/rules")  # random weights: no phrase passes the default thresholds
+    assert r.status_code == 400 and "threshold" in r.json()["detail"]
     import shutil
     d = shutil.copytree(dirs["clf"], tmp_path / "clf")
     (d / "rules.json").write_text(json.dumps({"rules": [{"pattern": ["<b>x</b>"],
@@ -244,6 +242,8 @@ def test_store_made_by_another_model_is_refused(dirs, tmp_path):
                                      "threshold": -1.0}).json()
     assert res["matches"] and "document" in res["matches"][0]
     assert c.get("/api/model").json()["corpus_size"] == len(TEXTS)  # the store's documents
+    r = c.get("/api/rules")  # a store's documents are token ids, not texts to mine
+    assert r.status_code == 400 and "rules.json" in r.json()["detail"]
     first = c.post("/api/explain", json={"sequence": 2, "methods": ["cd"]}).json()
     assert first["tokens"] == lstmlens.open_store(tmp_path / "store").document(2).tokens
     ctx = c.get("/api/neurons/contexts", params={"unit": 1, "k": 3}).json()
@@ -287,3 +287,13 @@ def test_concurrent_requests_are_batched_with_the_same_results(dirs):
                 f.result()
         else:
             assert f.result() == f"ok {it}"
+
+
+def test_corpus_from_a_text_file(dirs, tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("a good film\n\nnot good at all\n", encoding="utf-8")
+    ex = Explorer(dirs["clf"], corpus=path)
+    assert ex.corpus == ["a good film", "not good at all"]  # blank lines skipped
+    (tmp_path / "empty.txt").write_text("\n", encoding="utf-8")
+    with pytest.raises(lstmlens.InputError, match="empty"):
+        Explorer(dirs["clf"], corpus=tmp_path / "empty.txt")

@@ -9,9 +9,10 @@ from typing import Any
 class Batcher:
     """Explain the texts of concurrent requests together.
 
-    A request that finds no batch running runs one itself (it is the leader): it takes every
-    waiting request with the same key, up to ``max_batch``, runs them as one batch, hands
-    each its result, and goes on while requests wait. Others wait for their result.
+    A request that finds no batch running becomes the leader: it takes the oldest waiting
+    request's key and every waiting request with that key (up to ``max_batch``), runs them
+    as one batch, and repeats until its own request is answered; then the next waiting
+    request leads. Others wait for their result.
     """
 
     def __init__(self, run: Any, max_batch: int = 16) -> None:
@@ -28,15 +29,14 @@ class Batcher:
                 self.cv.wait()
             if slot:
                 return _result(slot)
-            self.busy = True
+            self.busy = True  # our request is still queued: a leader answers before it ends
         try:
-            while True:
+            while not slot:
                 with self.cv:
-                    if not self.queue:
-                        break
                     k = self.queue[0][0]
                     mine = [q for q in self.queue if q[0] == k][:self.max_batch]
-                    self.queue = [q for q in self.queue if not any(q is m for m in mine)]
+                    taken = {id(q) for q in mine}
+                    self.queue = [q for q in self.queue if id(q) not in taken]
                 self._run(k, mine)
                 with self.cv:
                     self.cv.notify_all()

@@ -40,15 +40,10 @@ def serve(
         import torch
         import uvicorn
 
-        from .cli_neurons import _corpus
         from .explorer import Explorer, Limits
-        from .modeldir import load
         from .server import create_app
         torch.set_num_threads(threads)
-        texts = None
-        if corpus is not None:
-            texts = _corpus(load(model_dir), corpus, sequences)
-        ex = Explorer(model_dir, corpus=texts, store=store, n=sequences,
+        ex = Explorer(model_dir, corpus=corpus, store=store, n=sequences,
                       limits=Limits(max_tokens=max_tokens))
         err.print(f"lstmlens explorer: {model_dir} ({ex.kind}), {len(ex.corpus)} corpus "
                   f"sequences; open http://{'[' + host + ']' if ':' in host else host}:{port}/")

@@ -20,13 +20,13 @@ import torch
 
 from .batcher import Batcher
 from .errors import InputError, LstmlensError, ModelError
-from .explorer_json import add_method, finite, rounded
+from .explorer_json import add_method, json_safe, rounded
 from .weights import SERIES
 
 # Interactive settings of the methods whose defaults aim at precision over speed: integrated
-# gradients at a fixed 64 Gauss–Legendre points (its default doubles the points up to 1024
-# until the completeness gap is under 1e-3; the response shows the gap as ``delta``), and
-# Shapley sampling over 10 random orders. Every other method runs at its defaults.
+# gradients at a fixed 64 Gauss–Legendre points (its default refines the path until the
+# completeness gap is under 1e-3, up to 4096 gradient evaluations; the response shows the
+# gap as ``delta``), and Shapley sampling over 10 random orders. Others run at defaults.
 INTERACTIVE: dict[str, dict[str, Any]] = {"integrated_gradients": {"steps": 64},
                                           "shapley_sampling": {"samples": 10}}
 
@@ -49,12 +49,13 @@ class Explorer:
     model_dir
         A model directory (``lstmlens.save`` / ``lstmlens train``).
     corpus
-        Texts or sequences to browse; default the model's own held-out data.
+        Texts or sequences to browse, or a text file of them (one per line; character
+        models: pieces of the whole file); default the model's own held-out data.
     store
         A corpus store path (``lstmlens index``): queries then run over the whole store.
     """
 
-    def __init__(self, model_dir: str | Path, corpus: list[Any] | None = None,
+    def __init__(self, model_dir: str | Path, corpus: list[Any] | str | Path | None = None,
                  store: str | Path | None = None, limits: Limits | None = None,
                  n: int = 100) -> None:
         from .modeldir import load
@@ -69,11 +70,15 @@ class Explorer:
         self.store = None
         if store is not None:
             from .store import open_store
+            from .store_data import file_sha256
             self.store = open_store(store)
             sha = self.store.model_sha256
-            if sha and sha != _model_hash(self.model_dir):
+            if sha and sha != file_sha256(self.model_dir / "model.safetensors"):
                 raise InputError(f"store {store} was built by another model; index this "
                                  "model's corpus with `lstmlens index` first")
+        if isinstance(corpus, str | Path):
+            from .cli_neurons import _corpus
+            corpus = _corpus(self.model, Path(corpus), n)
         if corpus is None and self.store is not None:  # browse the store's own documents
             corpus = [self.store.document(d).ids.astype(np.int64).tolist()
                       for d in range(min(n, self.store.n_docs))]
@@ -114,7 +119,7 @@ class Explorer:
                    "num_layers": m.num_layers, "bidirectional": m.bidirectional}
                   for name, m in self.model.named_modules() if isinstance(m, nn.LSTM)]
         metrics = getattr(self.model, "metrics", None) or {}
-        return finite({
+        return json_safe({
             "name": self.model_dir.name, "kind": self.kind, "task": self.meta.get("task"),
             "classes": self.classes(), "reads_text": self.reads_text, "layers": layers,
             "parameters": int(sum(p.numel() for p in self.model.parameters())),
@@ -239,7 +244,7 @@ class Explorer:
             if "tokens" not in out:
                 raise InputError("no method could explain this model: " + "; ".join(
                     f"{k}: {v['error']}" for k, v in out["methods"].items()))
-        return [finite(out) for out in outs]
+        return [json_safe(out) for out in outs]
 
     def states_of(self, item: Any, series: list[str] | None = None) -> Any:
         from .states import collect_states
@@ -264,12 +269,12 @@ class Explorer:
 
     # -- corpus states -------------------------------------------------------------------
     def corpus_states(self) -> Any:
-        if "states" not in self._cache:
-            if not self.corpus:
-                raise InputError("there is no corpus to search; start the server with "
-                                 "--corpus FILE or --store STORE")
-            from .states import collect_states
-            with self.lock:
+        if not self.corpus:
+            raise InputError("there is no corpus to search; start the server with "
+                             "--corpus FILE or --store STORE")
+        with self.lock:  # under the lock: two first requests compute it once
+            if "states" not in self._cache:
+                from .states import collect_states
                 self._cache["states"] = collect_states(self.model, self.corpus)
         return self._cache["states"]
 
@@ -281,7 +286,7 @@ class Explorer:
         from .matching import find_matches, select_cells
         top = min(top, self.limits.max_top)
         q = self.states_of(item, ["cell", "hidden"])
-        k = q.key(key, "cell") if key is None or key in q.series else q.key(key)
+        k = q.key(key, "cell")
         v = q.sequence(k, 0, scaled=True)
         if units is None:
             cells = select_cells(v, (start, end), threshold)
@@ -307,7 +312,7 @@ class Explorer:
             m = match(self.store, k, cells, threshold, min_units=min_overlap, top=top)
             out["matches"] = m.to_list(self.store, context=context)
             out["total"] = len(m)
-            return finite(out)
+            return json_safe(out)
         st = self.corpus_states()
         for m in find_matches(st, cells, key=k, threshold=threshold, top=top,
                               min_overlap=min_overlap):
@@ -350,7 +355,7 @@ class Explorer:
         if key not in self._cache:
             metric = "auc" if feature.startswith("inside") else "correlation"
             self._cache[key] = find_units(self.corpus_states(), feature, metric=metric)
-        return finite(self._cache[key].to_dict(min(k, self.limits.max_top)))
+        return json_safe(self._cache[key].to_dict(min(k, self.limits.max_top)))
 
     def contexts(self, key: str | None, unit: int, k: int = 10, window: int = 5
                  ) -> dict[str, Any]:
@@ -364,7 +369,7 @@ class Explorer:
             if not 0 <= unit < self.store.units[full]:
                 raise InputError(f"unit {unit} out of range; {full} has "
                                  f"{self.store.units[full]} units")
-            return finite({"key": full, "unit": unit,
+            return json_safe({"key": full, "unit": unit,
                             "contexts": top_contexts(self.store, full, unit, k, window)})
         st = self.corpus_states()
         full = st.key(key)
@@ -399,20 +404,22 @@ class Explorer:
         """Phrase rules: ``rules.json`` of the model directory, else fitted on the corpus."""
         if "rules" not in self._cache:
             path = self._rules_file()
+            texts = [c for c in self.corpus if isinstance(c, str)]
             if path is not None:
                 doc = _read_json(path)
                 doc["source"] = path.name
-            elif self.kind == "classifier" and self.reads_text and self.corpus:
-                texts = [c for c in self.corpus if isinstance(c, str)]
+            elif self.kind == "classifier" and self.reads_text and texts:
                 with self.lock:
                     pr = _fit_rules(self.model, texts)
                     doc = pr.to_dict()
-                    doc["fidelity_on_corpus"] = float(pr.fidelity(self.model, self.corpus))
-                doc["source"] = f"fitted on the {len(self.corpus)} corpus texts"
+                    doc["fidelity_on_corpus"] = float(pr.fidelity(self.model, texts))
+                doc["source"] = f"fitted on the {len(texts)} corpus texts"
             else:
                 raise InputError(f"no phrase rules for this {self.kind} model: rules need a "
-                                 "text classifier (or a rules.json in the model directory)")
-            self._cache["rules"] = finite(doc)
+                                 "text classifier and a corpus of texts (--corpus FILE), or a "
+                                 "rules.json in the model directory (`lstmlens rules MODEL_DIR "
+                                 "--json > MODEL_DIR/rules.json`)")
+            self._cache["rules"] = json_safe(doc)
         doc = dict(self._cache["rules"])
         doc["rules"] = doc.get("rules", [])[:min(top, self.limits.max_top)]
         return doc
@@ -432,7 +439,7 @@ class Explorer:
             d = ex.to_dict()
             d["svg"] = ex.automaton.to_svg()
             d["summary"] = ex.summary()
-            self._cache[key] = finite(d)
+            self._cache[key] = json_safe(d)
         return self._cache[key]
 
     def evaluation(self) -> dict[str, Any]:
@@ -441,7 +448,7 @@ class Explorer:
             raise InputError("no evaluation has been computed for this model; run `lstmlens "
                              "evaluate MODEL_DIR --out MODEL_DIR` first")
         doc = _read_json(path)
-        return finite({"source": str(path.relative_to(self.model_dir)),
+        return json_safe({"source": str(path.relative_to(self.model_dir)),
                         **{k: doc.get(k) for k in ("methods", "curves", "better", "settings",
                                                    "notes", "accuracy")}})
 
@@ -455,7 +462,7 @@ class Explorer:
             t = translate(self.model, item, truncate=True)
         d = t.to_json()
         d["attention"] = rounded(t.attention, 4)
-        return finite(d)
+        return json_safe(d)
 
     def forecast(self, sequence: int, method: str = "integrated_gradients", step: int = 0
                  ) -> dict[str, Any]:
@@ -467,7 +474,7 @@ class Explorer:
             att = explain(self.model, _as_input(item), method, target=step)
         L = int(att.lengths[0])
         window = np.asarray(item, dtype=np.float64)
-        return finite({"sequence": sequence, "method": method, "step": step,
+        return json_safe({"sequence": sequence, "method": method, "step": step,
                         "window": rounded(window, 5), "forecast": rounded(att.prediction[0]),
                         "scores": rounded(att.scores[0, :L], 6),
                         "delta": None if att.delta is None else float(att.delta[0])})
@@ -516,14 +523,4 @@ def _read_json(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _model_hash(model_dir: Path) -> str | None:
-    from .store_data import file_sha256
-    return file_sha256(model_dir / "model.safetensors")
-
-
-def torch_threads(n: int) -> None:
-    """Set torch's intra-op threads (the server's requests are small)."""
-    torch.set_num_threads(max(1, n))
-
-
-__all__ = ["Explorer", "Limits", "LstmlensError"]
+__all__ = ["Explorer", "Limits"]

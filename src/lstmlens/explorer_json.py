@@ -9,14 +9,17 @@ from typing import Any
 import numpy as np
 
 
-def finite(x: Any) -> Any:
-    """JSON-safe numbers: NaN and ±inf become None (JSON has no such values)."""
+def json_safe(x: Any) -> Any:
+    """``x`` without what strict JSON cannot carry: NaN and ±inf become None, and lone
+    surrogates in strings "?" (a client may send them; UTF-8 cannot encode them)."""
     if isinstance(x, float):
         return x if math.isfinite(x) else None
+    if isinstance(x, str):
+        return x.encode("utf-8", "replace").decode("utf-8")
     if isinstance(x, dict):
-        return {k: finite(v) for k, v in x.items()}
+        return {json_safe(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [finite(v) for v in x]
+        return [json_safe(v) for v in x]
     return x
 
 

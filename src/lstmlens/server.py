@@ -9,7 +9,6 @@ file path: the only files read are the model directory's and the packaged front 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import LstmlensError
 from .explorer import Explorer
+from .explorer_json import json_safe
 
 WEB = Path(__file__).resolve().parent / "web"
 METHOD = Annotated[str, Field(max_length=64)]
@@ -62,20 +62,6 @@ class MatchRequest(Item):
 class TranslateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: Annotated[str, Field(max_length=20000)]
-
-
-def _json_safe(x: Any) -> Any:
-    """``x`` without what strict JSON cannot carry: NaN and ±Infinity (which Python's JSON
-    parser accepts) become None, lone surrogates "?"."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, str):
-        return x.encode("utf-8", "replace").decode("utf-8")
-    if isinstance(x, dict):
-        return {_json_safe(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_json_safe(v) for v in x]
-    return x
 
 
 class BodyLimit:
@@ -135,7 +121,7 @@ def create_app(explorer: Explorer) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own answer echoes the input, and fails (500) on what it cannot encode
-        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))},
+        return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))},
                             status_code=422)
 
     @app.middleware("http")
