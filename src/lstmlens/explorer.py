@@ -233,8 +233,8 @@ class Explorer:
                 except (ValueError, RuntimeError, IndexError) as e:
                     if len(items) > 1:
                         raise  # the Batcher then explains each input alone
-                    # one method failing on this input (kernel SHAP on a single token) must
-                    # not take the other methods' answers with it
+                    # one method failing on this input (e.g. inside Captum) is reported for
+                    # that method; it must not take the other methods' answers with it
                     outs[0]["methods"][name] = {
                         "error": f"{name} failed on this input ({type(e).__name__}: {e})"}
                     continue
