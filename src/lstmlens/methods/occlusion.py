@@ -4,7 +4,10 @@ Masking position t leaves every state before t as it was, so a variant starting 
 begins from the true states at t − 1 and only its suffix is computed. All variants are
 stepped together through absolute time: at step s only the variants with t ≤ s are
 active (about half the work of re-running every variant whole), and each sequence's
-input projection W x_s + b is computed once and shared by all its variants. Bidirectional
+input projection W x_s + b is computed once and shared by all its variants. The variants
+are dealt to one piece of work per torch thread, run side by side with one torch thread
+each (:func:`lstmlens.threads.map_threads`): one step's operations are too small for
+torch to split well over threads. Bidirectional
 models, and parts that are not a plain chain of LSTMs into a head (``exact = False``),
 are re-run whole, in batches, through ``ctx.forward``.
 """
@@ -17,6 +20,7 @@ import torch
 
 from ..engine import trace_lstm
 from ..errors import InputError
+from ..threads import map_threads
 from ..weights import layer_weights
 from . import Context, Method, register_method
 from .cd_core import grid_layout
@@ -24,6 +28,8 @@ from .gradients import baseline_for
 
 # Variants stepped together: at most this many floats in one chunk's stored states.
 SUFFIX_CHUNK_ELEMENTS = 1 << 25
+# Below this many variant-steps the variants run as one piece of work (no threads)
+SPLIT_MIN_STEPS = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -144,12 +150,28 @@ class Occlusion(Method):
         proj_t = torch.addmm(w0.bias, e.transpose(0, 1).reshape(T * B, E),
                              w0.w_ih_t).view(T, B, -1)
         per_chunk = max(1, SUFFIX_CHUNK_ELEMENTS // (T * max(w.P for w, _, _ in layers)))
+        # start groups dealt round-robin to one piece per torch thread (each piece gets
+        # early and late starts alike, so equal work); a piece runs in chunks of variants
+        # that begin together
+        g = torch.searchsorted(torch.unique(start), start)
+        n = max(1, min(torch.get_num_threads(), int(g.max()) + 1))
+        if len(seq) * T < SPLIT_MIN_STEPS:  # too little work to gain from threads
+            n = 1
+        pieces = [idx[torch.argsort(start[idx], stable=True)]
+                  for idx in ((g % n == k).nonzero().squeeze(1) for k in range(n))]
+
+        def run(idx: torch.Tensor) -> torch.Tensor:
+            vals = torch.empty(len(idx))
+            for a in range(0, len(idx), per_chunk):
+                sl = idx[a:a + per_chunk]
+                logits = self._step_variants(ctx, inp, base, layers, e, proj_t, seq[sl],
+                                             start[sl], feat[sl], window)
+                vals[a:a + per_chunk] = self._value(ctx, logits, seq[sl], output)
+            return vals
+
         out = torch.empty(len(seq))
-        for i in range(0, len(seq), per_chunk):
-            sl = slice(i, i + per_chunk)
-            logits = self._step_variants(ctx, inp, base, layers, e, proj_t, seq[sl],
-                                         start[sl], feat[sl], window)
-            out[sl] = self._value(ctx, logits, seq[sl], output)
+        for idx, vals in zip(pieces, map_threads(run, pieces), strict=True):
+            out[idx] = vals
         return out
 
     @staticmethod
