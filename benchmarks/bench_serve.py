@@ -7,8 +7,9 @@ classes) and POSTs ``/api/explain`` with varied sentences of 8–25 words, for a
 for the exact ones (cd, lrp): one client sending its requests one after another, then 16
 concurrent clients for 30 s. The baseline, measured in the same run and interleaved with the
 one-client requests (sentence by sentence), is the in-process cost of ``lstmlens.explain``
-for the same sentences and methods with the server's options, without HTTP: the ratio is
-what HTTP and the server add. Every phase stops at its time limit or its request cap.
+for the same sentences and methods with the server's options, one method after another,
+without HTTP: the ratio is what HTTP adds and what the server's threads (a request's methods
+side by side) save. Every phase stops at its time limit or its request cap.
 """
 
 from __future__ import annotations
@@ -161,14 +162,12 @@ class Server:
     def __init__(self, model_dir: Path, corpus: Path, log: Path) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
         self.log = log
         self._stderr = log.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lstmlens.cli", "serve", str(model_dir), "--corpus",
-             str(corpus), "--host", "127.0.0.1", "--port", str(self.port), "--threads",
-             str(torch.get_num_threads())],
-            stdout=subprocess.DEVNULL, stderr=self._stderr, env=env)
+             str(corpus), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=self._stderr)
 
     def __enter__(self) -> Server:
         end = time.monotonic() + 120
@@ -328,8 +327,11 @@ def run(quick: bool = False) -> tuple[str, str]:
         used = ", ".join(f"{k} steps: {ig_steps.count(k)}" for k in sorted(set(ig_steps)))
         prof.append(f"\nintegrated_gradients used {used} sentences (of {len(ig_steps)}).")
     skipped = sorted(set(method_names()) - set(per_method))
-    head = (f"Model: {which}. Sentences of 8–25 words (200, varied, seeded); server and "
-            f"baseline torch threads {torch.get_num_threads()}; the clients run in the "
+    head = (f"Model: {which}. Sentences of 8–25 words (200, varied, seeded); the server runs "
+            f"as `lstmlens serve` does by default ({min(os.cpu_count() or 1, 4)} threads here: "
+            "a request's methods side by side, one torch thread each); the baseline is "
+            "`lstmlens.explain`, one method after another, at torch threads "
+            f"{torch.get_num_threads()}; the clients run in the "
             f"benchmark's own process on the same machine; load average at the start "
             f"{load_avg:.1f}. One client (interleaved with the baseline) {exact_s[0]} s "
             f"exact / {all_s[0]} s all methods; {CLIENTS} clients {exact_s[1]} s / {all_s[1]}"

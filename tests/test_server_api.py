@@ -68,6 +68,27 @@ def test_explain_every_method_matches_the_library(clf, dirs):
     assert res["tokens"] == model.tokenizer.split(text)
 
 
+def test_methods_side_by_side_on_threads_equal_one_after_another(dirs):
+    """The explorer runs a request's methods on its threads; the answer is the same as one
+    method after another on one thread (sampling methods are seeded)."""
+    ex = Explorer(dirs["clf"], corpus=TEXTS)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        side = ex.explain("a good film , not boring")
+        torch.set_num_threads(1)
+        one = ex.explain("a good film , not boring")
+    finally:
+        torch.set_num_threads(before)
+    assert list(side["methods"]) == list(one["methods"]) == ex.methods()
+    for name, res in one["methods"].items():
+        if "error" in res:
+            assert side["methods"][name] == res
+        else:
+            np.testing.assert_allclose(side["methods"][name]["scores"], res["scores"],
+                                       atol=1e-6)
+
+
 def test_explain_selected_methods_and_target(clf):
     r = clf.post("/api/explain", json={"text": "a bad film", "methods": ["cd"],
                                        "target": "negative"})

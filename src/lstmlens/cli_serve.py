@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -29,7 +30,10 @@ def serve(
                                            help="Corpus sequences to load.")] = 200,
     max_tokens: Annotated[int, typer.Option(min=1, max=5000,
                                             help="Longest input a request may send.")] = 300,
-    threads: Annotated[int, typer.Option(min=1, max=64, help="Torch threads.")] = 1,
+    threads: Annotated[int | None, typer.Option(
+        min=1, max=64, help="Threads: a request's explanation methods run side by side on "
+                            "them (one torch thread each). Default: the machine's cores, at "
+                            "most 4.")] = None,
 ) -> None:
     """Browse a model's states, explanations, neurons and rules in the browser."""
     if host not in LOOPBACK:
@@ -42,7 +46,7 @@ def serve(
 
         from .explorer import Explorer, Limits
         from .server import create_app
-        torch.set_num_threads(threads)
+        torch.set_num_threads(threads or min(os.cpu_count() or 1, 4))
         ex = Explorer(model_dir, corpus=corpus, store=store, n=sequences,
                       limits=Limits(max_tokens=max_tokens))
         err.print(f"lstmlens explorer: {model_dir} ({ex.kind}), {len(ex.corpus)} corpus "

@@ -29,6 +29,8 @@ from .weights import SERIES
 # gap as ``delta``), and Shapley sampling over 10 random orders. Others run at defaults.
 INTERACTIVE: dict[str, dict[str, Any]] = {"integrated_gradients": {"steps": 64},
                                           "shapley_sampling": {"samples": 10}}
+# Usually the slowest methods at those settings: started first when methods run side by side
+COSTLIEST = ("integrated_gradients", "shapley_sampling", "kernel_shap", "cd")
 
 
 @dataclass(frozen=True)
@@ -215,31 +217,43 @@ class Explorer:
 
     def _explain_batch(self, items: list[Any], names: list[str], target: Any
                        ) -> list[dict[str, Any]]:
-        """:meth:`explain` for several inputs: one call per method over all of them."""
+        """:meth:`explain` for several inputs: one call per method over all of them, the
+        methods side by side on the server's threads (one torch thread each; the costliest
+        start first)."""
         from .explaining import explain
+        from .threads import map_threads
         outs: list[dict[str, Any]] = [{"methods": {}} for _ in items]
         batch = items if len(items) > 1 else items[0]
+
+        def one(name: str) -> tuple[str, Any]:
+            try:
+                return "ok", explain(self.model, batch, name, target=target,
+                                     **INTERACTIVE.get(name, {}))
+            except ModelError as e:
+                return "refused", str(e)
+            except LstmlensError:
+                raise
+            except (ValueError, RuntimeError, IndexError) as e:
+                if len(items) > 1:
+                    raise  # the Batcher then explains each input alone
+                # one method failing on this input (e.g. inside Captum) is reported for that
+                # method; it must not take the other methods' answers with it
+                return "failed", f"{name} failed on this input ({type(e).__name__}: {e})"
+
+        order = sorted(names, key=lambda n: COSTLIEST.index(n) if n in COSTLIEST
+                       else len(COSTLIEST))
         with self.lock:
-            for name in names:
-                try:
-                    att = explain(self.model, batch, name, target=target,
-                                  **INTERACTIVE.get(name, {}))
-                except ModelError as e:
-                    for out in outs:
-                        out["methods"][name] = {"error": str(e)}
-                    continue
-                except LstmlensError:
-                    raise
-                except (ValueError, RuntimeError, IndexError) as e:
-                    if len(items) > 1:
-                        raise  # the Batcher then explains each input alone
-                    # one method failing on this input (e.g. inside Captum) is reported for
-                    # that method; it must not take the other methods' answers with it
-                    outs[0]["methods"][name] = {
-                        "error": f"{name} failed on this input ({type(e).__name__}: {e})"}
-                    continue
+            done = dict(zip(order, map_threads(one, order), strict=True))
+        for name in names:
+            status, value = done[name]
+            if status == "ok":
                 for b, out in enumerate(outs):
-                    add_method(out, att, b, name)
+                    add_method(out, value, b, name)
+            elif status == "refused":
+                for out in outs:
+                    out["methods"][name] = {"error": value}
+            else:
+                outs[0]["methods"][name] = {"error": value}
         for out in outs:
             if "tokens" not in out:
                 raise InputError("no method could explain this model: " + "; ".join(
