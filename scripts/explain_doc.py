@@ -583,10 +583,11 @@ def main() -> None:
         "",
         "`delta` is how far each method misses its own conservation law: CD, relevant + "
         "irrelevant = logit − bias; integrated gradients, Σ scores vs f(x) − f(baseline) "
-        "(it grows where the path from the baseline crosses steep regions faster than the "
-        "quadrature's 1,024 points can follow); the cell decompositions, Σ scores vs the "
-        "head's W_k h_T; LRP with its default `bias_factor=0` leaks the bias terms by design "
-        "(with `bias_factor=1` it conserves). `—`: the method has no such law.",
+        "(it grows where the path from the baseline is steeper than 4,096 adaptive points "
+        "can follow); Shapley sampling, the same law, which each sampled order meets; the "
+        "cell decompositions, Σ scores vs the head's W_k h_T; LRP with its default "
+        "`bias_factor=0` leaks the bias terms by design (with `bias_factor=1` it conserves). "
+        "`—`: the method has no such law.",
         "",
         *sections,
     ]

@@ -209,6 +209,7 @@ def test_shapley_sampling_equals_captum_and_is_efficient(kind):
             1, ours.target[:, None])[:, 0]
     total = ours.scores.sum(dim=tuple(range(1, ours.scores.dim())))
     assert (total - gain).abs().max() <= 1e-5
+    assert ours.delta.shape == (x.shape[0],) and float(ours.delta.max()) <= 1e-5
 
 
 def test_integrated_gradients_completeness_and_captum_parity():

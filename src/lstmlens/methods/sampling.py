@@ -35,10 +35,11 @@ def _n_players(ctx: Context, L: int, E: int) -> int:
 
 
 def _shapley_same_length(ctx: Context, x: torch.Tensor, base: torch.Tensor,
-                         target: torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
-    """Sampled Shapley values of sequences of one length ``L``.
+                         target: torch.Tensor, orders: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sampled Shapley values of sequences of one length ``L``, and f(x) − f(baseline).
 
-    x, base: (G, L, E); target: (G,); orders: (G, S, n) player orders → (G, L, E).
+    x, base: (G, L, E); target: (G,); orders: (G, S, n) player orders → (G, L, E), (G,).
     """
     G, L, E = x.shape
     S, n = orders.shape[1], orders.shape[2]
@@ -71,12 +72,15 @@ def _shapley_same_length(ctx: Context, x: torch.Tensor, base: torch.Tensor,
     total = torch.zeros(G, n, dtype=torch.float64)
     total.scatter_add_(1, orders.reshape(G, S * n), gain.reshape(G, S * n))
     values = (total / S).float()  # (G, n)
-    return values[:, :, None].expand(G, L, E) if ctx.tokens_input else values.view(G, L, E)
+    gain_all = v[:, 0, n] - v[:, 0, 0]  # (G,) what every order's contributions add up to
+    return (values[:, :, None].expand(G, L, E) if ctx.tokens_input
+            else values.view(G, L, E)), gain_all
 
 
 def shapley_sampling(ctx: Context, inp: torch.Tensor, base: torch.Tensor, samples: int,
-                     seed: int) -> torch.Tensor:
-    """(B, T, E) sampled Shapley values of every player (zero past each sequence's end)."""
+                     seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T, E) sampled Shapley values of every player (zero past each sequence's end) and
+    (B,) f(x) − f(baseline) of the target, in float64."""
     B, T, E = inp.shape
     gen = torch.Generator().manual_seed(seed)
     lengths = [int(v) for v in ctx.lengths]
@@ -85,12 +89,14 @@ def shapley_sampling(ctx: Context, inp: torch.Tensor, base: torch.Tensor, sample
               if n > 1 else torch.zeros(samples, 1, dtype=torch.long)
               for n in (_n_players(ctx, L, E) for L in lengths)]
     out = torch.zeros_like(inp)
+    gain = torch.zeros(B, dtype=torch.float64)
     for L in sorted(set(lengths)):
         idx = [b for b in range(B) if lengths[b] == L]
-        vals = _shapley_same_length(ctx, inp[idx, :L], base[idx, :L], ctx.target[idx],
-                                    torch.stack([orders[b] for b in idx]))
+        vals, gain[idx] = _shapley_same_length(ctx, inp[idx, :L], base[idx, :L],
+                                               ctx.target[idx],
+                                               torch.stack([orders[b] for b in idx]))
         out[idx, :L] = vals
-    return out
+    return out, gain
 
 
 def _check_samples(samples: int) -> None:
@@ -139,14 +145,17 @@ class _Sampling(Method):
 @register_method("shapley_sampling")
 class ShapleySampling(Method):
     """Shapley values estimated from ``samples`` random player orders (Captum's values,
-    computed in large batches)."""
+    computed in large batches). ``delta``: |Σ scores − (f(x) − f(baseline))|, the
+    efficiency law every order satisfies (so only rounding)."""
 
     def explain(self, ctx: Context, samples: int = 25, baseline: str = "zero", seed: int = 0):
         _check_samples(samples)
         inp = ctx.model_input()  # (B, T, E)
-        a = shapley_sampling(ctx, inp, baseline_for(ctx, baseline), samples, seed)
+        a, gain = shapley_sampling(ctx, inp, baseline_for(ctx, baseline), samples, seed)
         scores = a[..., 0] if ctx.tokens_input else a  # a token's value is on every dim
-        return scores.detach(), None, {"samples": samples, "baseline": baseline, "seed": seed}
+        total = scores.double().sum(dim=tuple(range(1, scores.dim())))  # (B,)
+        return scores.detach(), (total - gain).abs().float(), {
+            "samples": samples, "baseline": baseline, "seed": seed}
 
 
 @register_method("kernel_shap")
