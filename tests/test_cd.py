@@ -8,31 +8,12 @@ reference, for stacked, bidirectional and projected LSTMs, each pooling and bias
 import pytest
 import torch
 from cd_reference import cd_reference
-from torch import nn
+from user_net import UserNet, scaled
 
 from lstmlens.decomposition import decompose
 from lstmlens.explaining import explain
 from lstmlens.models import ClassifierConfig, LSTMClassifier
 from lstmlens.parts import wrap
-
-
-class Net(nn.Module):
-    def __init__(self, layers, bidirectional, proj, bias):
-        super().__init__()
-        self.emb = nn.Embedding(30, 5)
-        self.lstm = nn.LSTM(5, 6, num_layers=layers, bidirectional=bidirectional,
-                            proj_size=proj, bias=bias, batch_first=True)
-        self.fc = nn.Linear((proj or 6) * (2 if bidirectional else 1), 3)
-
-    def forward(self, ids):
-        return self.fc(self.lstm(self.emb(ids))[0][:, -1])
-
-
-def _scale(model, s=1.5):
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(s)
-    return model
 
 
 def _check(att, lstms, emb_of, W_out, lengths, pooling, bias_rule, alpha=None):
@@ -51,7 +32,7 @@ def _check(att, lstms, emb_of, W_out, lengths, pooling, bias_rule, alpha=None):
 @pytest.mark.parametrize("bias_rule", ["code", "paper"])
 def test_word_level_matches_reference(layers, bidir, proj, bias, bias_rule):
     torch.manual_seed(layers * 7 + bidir + proj)
-    net = _scale(Net(layers, bidir, proj, bias)).eval()
+    net = scaled(UserNet(30, 5, 6, layers, bidir, proj, bias)).eval()
     parts = wrap(net, embedding="emb", lstm="lstm", head="fc")
     ids = torch.randint(1, 30, (3, 7))
     att = explain(parts, ids, "cd", dtype="float64", bias_rule=bias_rule)
@@ -64,7 +45,7 @@ def test_word_level_matches_reference(layers, bidir, proj, bias, bias_rule):
 @pytest.mark.parametrize("bias_rule", ["code", "paper"])
 def test_word_level_variable_lengths_attention_float32_conservation(bias_rule):
     torch.manual_seed(4)
-    model = _scale(LSTMClassifier(ClassifierConfig(num_classes=2, vocab_size=25,
+    model = scaled(LSTMClassifier(ClassifierConfig(num_classes=2, vocab_size=25,
                                                    embedding_dim=5, hidden_sizes=[6, 4],
                                                    bidirectional=True, pooling="attention")))
     model.eval()
@@ -87,7 +68,7 @@ def test_final_state_pooling_and_grid_equals_rows():
     """h_n pooling reads the backward half at position 0; the grid and the one-row-per-group
     layouts give the same numbers."""
     torch.manual_seed(5)
-    net = _scale(Net(2, True, 0, True)).eval()
+    net = scaled(UserNet(30, 5, 6, 2, True, 0, True)).eval()
     parts = wrap(net, embedding="emb", lstm="lstm", head="fc", pooling="final")
     ids = torch.randint(1, 30, (2, 6))
     lengths = torch.tensor([6, 4])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from cd_reference import cd_reference
-from torch import nn
+from user_net import UserNet, scaled
 
 import lstmlens
 from lstmlens.decomposition import decompose
@@ -13,32 +13,12 @@ from lstmlens.models import ClassifierConfig, LSTMClassifier
 from lstmlens.parts import wrap
 
 
-class Net(nn.Module):
-    def __init__(self, layers=1, bidirectional=False, proj=0):
-        super().__init__()
-        self.emb = nn.Embedding(30, 6)
-        self.lstm = nn.LSTM(6, 7, num_layers=layers, bidirectional=bidirectional,
-                            proj_size=proj, batch_first=True)
-        out = (proj or 7) * (2 if bidirectional else 1)
-        self.fc = nn.Linear(out, 3)
-
-    def forward(self, ids):
-        return self.fc(self.lstm(self.emb(ids))[0][:, -1])
-
-
-def _scale(model, s=1.5):
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(s)
-    return model
-
-
 @pytest.mark.parametrize("layers,bidir,proj", [(1, False, 0), (2, False, 0), (1, True, 0),
                                                 (2, True, 0), (1, False, 4), (2, True, 3)])
 @pytest.mark.parametrize("bias_rule", ["code", "paper"])
 def test_matches_slow_reference(layers, bidir, proj, bias_rule):
     torch.manual_seed(layers * 10 + bidir + proj)
-    net = _scale(Net(layers, bidir, proj)).eval()
+    net = scaled(UserNet(30, 6, 7, layers, bidir, proj)).eval()
     ids = torch.randint(1, 30, (9,))
     parts = wrap(net, embedding="emb", lstm="lstm", head="fc")
     spans = [(0, 0), (3, 3), (2, 5), (0, 8), (8, 8)]
@@ -56,7 +36,7 @@ def test_matches_slow_reference(layers, bidir, proj, bias_rule):
 
 def test_conservation_float32_and_whole_sentence():
     torch.manual_seed(0)
-    net = _scale(Net(2, True)).eval()
+    net = scaled(UserNet(30, 6, 7, 2, True)).eval()
     parts = wrap(net, embedding="emb", lstm="lstm", head="fc")
     ids = torch.randint(1, 30, (4, 12))
     spans = [(b, t, t) for b in range(4) for t in range(12)] + [(b, 0, 11) for b in range(4)]
@@ -71,7 +51,7 @@ def test_conservation_float32_and_whole_sentence():
 
 def test_classifier_with_attention_and_variable_lengths():
     torch.manual_seed(1)
-    model = _scale(LSTMClassifier(ClassifierConfig(num_classes=2, vocab_size=25,
+    model = scaled(LSTMClassifier(ClassifierConfig(num_classes=2, vocab_size=25,
                                                    embedding_dim=5, hidden_sizes=[6, 4],
                                                    bidirectional=True, pooling="attention")))
     model.eval()
@@ -96,7 +76,7 @@ def test_classifier_with_attention_and_variable_lengths():
 
 
 def test_span_errors():
-    net = Net().eval()
+    net = UserNet(30, 6, 7).eval()
     parts = wrap(net, embedding="emb", lstm="lstm", head="fc")
     ids = torch.randint(1, 30, (6,))
     for bad, msg in [([(3, 2)], "reversed"), ([(0, 6)], "outside"), ([(-1, 2)], "outside"),

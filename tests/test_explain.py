@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from user_net import UserNet
 
 import lstmlens
 from lstmlens.errors import InputError, ModelError
@@ -20,19 +20,6 @@ from lstmlens.parts import wrap
 from lstmlens.tokenizers import Tokenizer
 
 
-class UserNet(nn.Module):
-    """A user's own module: fc(lstm(emb(ids))[0][:, -1])."""
-
-    def __init__(self):
-        super().__init__()
-        self.emb = nn.Embedding(30, 6)
-        self.lstm = nn.LSTM(6, 8, batch_first=True)
-        self.fc = nn.Linear(8, 3)
-
-    def forward(self, ids):
-        return self.fc(self.lstm(self.emb(ids))[0][:, -1])
-
-
 def _models():
     torch.manual_seed(0)
     tok = LSTMClassifier(ClassifierConfig(num_classes=3, vocab_size=30, embedding_dim=5,
@@ -42,7 +29,7 @@ def _models():
                                           pooling="attention"))
     feat = LSTMClassifier(ClassifierConfig(num_classes=3, input_size=4, hidden_sizes=[8],
                                            standardize=True))
-    user = wrap(UserNet().eval(), embedding="emb", lstm="lstm", head="fc")
+    user = wrap(UserNet(30, 6, 8).eval(), embedding="emb", lstm="lstm", head="fc")
     lm = CharLanguageModel(LanguageModelConfig(vocab_size=30, embedding_dim=5,
                                                hidden_sizes=[6, 4]))
     fc = LSTMForecaster(ForecasterConfig(horizon=2, window=7, hidden_sizes=[6], cycle=12.0))
@@ -118,7 +105,7 @@ def test_errors():
     with pytest.raises(InputError, match="token ids must lie"):
         explain(model, torch.tensor([[1, 99]]), "cd")
     with pytest.raises(ModelError, match="wrap it first"):
-        explain(UserNet(), x, "cd")
+        explain(UserNet(30, 6, 8), x, "cd")
 
 
 def test_text_input_tokens_and_html_escaping():

@@ -7,25 +7,13 @@ import numpy as np
 import pytest
 import torch
 from cd_reference import cd_reference
-from torch import nn
+from user_net import UserNet, scaled
 
 from lstmlens.errors import InputError
 from lstmlens.interactions import PhraseMerge, phrase_hierarchy
 from lstmlens.models import ClassifierConfig, LSTMClassifier
 from lstmlens.parts import wrap
 from lstmlens.tokenizers import Tokenizer
-
-
-class Net(nn.Module):
-    def __init__(self, layers=1, bidirectional=False):
-        super().__init__()
-        self.emb = nn.Embedding(20, 5)
-        self.lstm = nn.LSTM(5, 6, num_layers=layers, bidirectional=bidirectional,
-                            batch_first=True)
-        self.fc = nn.Linear(6 * (2 if bidirectional else 1), 3)
-
-    def forward(self, ids):
-        return self.fc(self.lstm(self.emb(ids))[0][:, -1])
 
 
 def slow_hierarchy(net, ids, k):
@@ -56,10 +44,7 @@ def slow_hierarchy(net, ids, k):
 @pytest.mark.parametrize("layers,bidir", [(1, False), (2, True)])
 def test_matches_plain_agglomeration(layers, bidir):
     torch.manual_seed(3 + layers)
-    net = Net(layers, bidir).eval()
-    with torch.no_grad():
-        for p in net.parameters():
-            p.mul_(1.5)
+    net = scaled(UserNet(20, 5, 6, layers, bidir)).eval()
     ids = torch.randint(1, 20, (7,))
     parts = wrap(net, embedding="emb", lstm="lstm", head="fc")
     h = phrase_hierarchy(parts, ids, target=2, dtype="float64")

@@ -4,30 +4,18 @@ import numpy as np
 import pytest
 import torch
 from lrp_reference import lrp_reference
-from torch import nn
+from user_net import UserNet
 
 from lstmlens.methods.lrp_core import lrp_parts
 from lstmlens.models import ClassifierConfig, LSTMClassifier
 from lstmlens.parts import wrap
 
 
-class Net(nn.Module):
-    def __init__(self, layers=1, bidirectional=False):
-        super().__init__()
-        self.emb = nn.Embedding(30, 6)
-        self.lstm = nn.LSTM(6, 7, num_layers=layers, bidirectional=bidirectional,
-                            batch_first=True)
-        self.fc = nn.Linear(7 * (2 if bidirectional else 1), 3)
-
-    def forward(self, ids):
-        return self.fc(self.lstm(self.emb(ids))[0][:, -1])
-
-
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("s", [0.0, 1.0])
 def test_matches_slow_reference(layers, s):
     torch.manual_seed(layers)
-    net = Net(layers).eval()
+    net = UserNet(30, 6, 7, layers).eval()
     parts = wrap(net, embedding="emb", lstm="lstm", head="fc")
     ids = torch.randint(1, 30, (3, 8))
     lengths = torch.tensor([8, 8, 8])
@@ -120,18 +108,8 @@ def test_fast_path_equals_general_path():
 
 
 def test_projected_lstm_conserves_and_predicts():
-    class Projected(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.emb = nn.Embedding(30, 6)
-            self.lstm = nn.LSTM(6, 7, num_layers=2, proj_size=4, batch_first=True)
-            self.fc = nn.Linear(4, 3)
-
-        def forward(self, ids):
-            return self.fc(self.lstm(self.emb(ids))[0][:, -1])
-
     torch.manual_seed(4)
-    net = Projected().eval()
+    net = UserNet(30, 6, 7, layers=2, proj=4).eval()
     parts = wrap(net, embedding="emb", lstm="lstm", head="fc")
     ids = torch.randint(1, 30, (3, 8))
     lengths = torch.full((3,), 8)

@@ -68,18 +68,14 @@ def test_explain_every_method_matches_the_library(clf, dirs):
     assert res["tokens"] == model.tokenizer.split(text)
 
 
-def test_methods_side_by_side_on_threads_equal_one_after_another(dirs):
+def test_methods_side_by_side_on_threads_equal_one_after_another(dirs, torch_threads):
     """The explorer runs a request's methods on its threads; the answer is the same as one
     method after another on one thread (sampling methods are seeded)."""
     ex = Explorer(dirs["clf"], corpus=TEXTS)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        side = ex.explain("a good film , not boring")
-        torch.set_num_threads(1)
-        one = ex.explain("a good film , not boring")
-    finally:
-        torch.set_num_threads(before)
+    torch_threads(2)
+    side = ex.explain("a good film , not boring")
+    torch_threads(1)
+    one = ex.explain("a good film , not boring")
     assert list(side["methods"]) == list(one["methods"]) == ex.methods()
     for name, res in one["methods"].items():
         if "error" in res:

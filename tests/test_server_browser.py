@@ -219,6 +219,12 @@ def _rgb(page, selector: str, i: int) -> tuple[int, ...]:
     return tuple(int(v) for v in re.findall(r"\d+", css)[:3])
 
 
+def _visible_tabs(page) -> list[str]:
+    """The views whose tab the page shows, in order."""
+    return [b.get_attribute("data-view") for b in page.locator("#tabs button").all()
+            if b.is_visible()]
+
+
 def _painted(page, canvas: str) -> int:
     """How many pixels of a canvas are not blank (transparent or white)."""
     return page.evaluate(f"""() => {{
@@ -237,8 +243,7 @@ def test_sentence_view_prediction_colours_and_gates(tab, sites):
     t = tab("clf")
     page, ex = t.page, sites["clf"].explorer
     assert "clf — classifier, tiny" in page.inner_text("#model-card")
-    visible = [b.get_attribute("data-view") for b in page.locator("#tabs button").all()
-               if b.is_visible()]
+    visible = _visible_tabs(page)
     assert visible == ["sentence", "states", "neurons", "rules", "evaluation"]
     page.click("#explain-btn")  # nothing typed, nothing picked: the server's message
     page.wait_for_selector("#error:not([hidden])")
@@ -519,8 +524,7 @@ def test_evaluation_table_and_curves(tab, sites):
 def test_translation_alignment(tab, sites):
     t = tab("mt")
     page, ex = t.page, sites["mt"].explorer
-    visible = [b.get_attribute("data-view") for b in page.locator("#tabs button").all()
-               if b.is_visible()]
+    visible = _visible_tabs(page)
     assert visible[-1] == "translation" and "forecast" not in visible
     t.view("translation")
     text = "the king saw the woman"
@@ -541,8 +545,7 @@ def test_translation_alignment(tab, sites):
 def test_forecast_chart_and_feature_sentence(tab, sites):
     t = tab("fc")
     page, ex = t.page, sites["fc"].explorer
-    visible = [b.get_attribute("data-view") for b in page.locator("#tabs button").all()
-               if b.is_visible()]
+    visible = _visible_tabs(page)
     assert visible[-1] == "forecast" and "translation" not in visible
     t.view("forecast")
     page.select_option("#forecast-sequence", "1")

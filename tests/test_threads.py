@@ -11,11 +11,8 @@ from lstmlens.threads import map_threads
 
 
 @pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+def two_threads(torch_threads):
+    torch_threads(2)
 
 
 def test_map_threads_keeps_order_and_restores_the_thread_count(two_threads):

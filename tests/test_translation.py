@@ -425,12 +425,9 @@ def test_fit_budget_and_objective() -> None:
 
 
 @pytest.fixture
-def one_thread():
+def one_thread(torch_threads):
     """Train with one torch thread: on a shared 2-core machine two threads spin-wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    torch_threads(1)
 
 
 @pytest.mark.slow

@@ -4,7 +4,9 @@ dicts (the web server is a thin layer over it, so every view can be tested witho
 One model directory, a corpus (texts or feature sequences: a file, the model's own held-out
 data, or a corpus store built by ``lstmlens index``), and, lazily computed and cached: the
 states of every corpus sequence, saturation, unit rankings, phrase rules, an automaton.
-Model computations hold one lock: torch modules are not meant to be run from many threads.
+Model computations hold one lock, so one request at a time uses the model; inside it, an
+explanation request's methods may run side by side on threads (each ``explain`` call builds
+its own parts and inputs and changes nothing shared).
 """
 
 from __future__ import annotations

@@ -154,9 +154,9 @@ class Occlusion(Method):
         # early and late starts alike, so equal work); a piece runs in chunks of variants
         # that begin together
         g = torch.searchsorted(torch.unique(start), start)
-        n = max(1, min(torch.get_num_threads(), int(g.max()) + 1))
-        if len(seq) * T < SPLIT_MIN_STEPS:  # too little work to gain from threads
-            n = 1
+        # below SPLIT_MIN_STEPS variant-steps, too little work to gain from threads
+        n = (1 if len(seq) * T < SPLIT_MIN_STEPS
+             else min(torch.get_num_threads(), int(g.max()) + 1))
         pieces = [idx[torch.argsort(start[idx], stable=True)]
                   for idx in ((g % n == k).nonzero().squeeze(1) for k in range(n))]
 
