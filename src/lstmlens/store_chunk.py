@@ -20,6 +20,7 @@ where it ran (this process or a Dask worker).
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from .store import (
     write_json_atomic,
 )
 from .store_data import file_sha256
+from .store_lanes import Workspace, lanes_apply, trace_lanes
 from .weights import DIRECTIONS
 
 UNIT_BLOCK = 262144  # steps per chunk of the unit-major index (one unit's row: few reads)
@@ -143,6 +145,7 @@ class Target:
         self._arrays: dict[str, Any] = {}
         self._raw: dict[str, _RawArray | None] = {}
         self._spare: list[dict[str, torch.Tensor]] = []
+        self._local = threading.local()  # per thread: a Workspace, freed with the thread
 
     def __getitem__(self, name: str):
         if name not in self._arrays:
@@ -155,6 +158,13 @@ class Target:
             arr = self[name]
             self._raw[name] = _RawArray(self.path, arr) if is_raw(arr) else None
         return self._raw[name]
+
+    def workspace(self) -> Workspace:
+        """Scratch buffers for one chunk's pass (one per thread; reused)."""
+        work = getattr(self._local, "work", None)
+        if work is None:
+            work = self._local.work = Workspace()
+        return work
 
     def take_buffers(self) -> dict[str, torch.Tensor]:
         """Chunk buffers to fill (reused once given back: no allocation per chunk)."""
@@ -226,12 +236,16 @@ def compute_chunk(target: Target, c: int, model: Any,
     n_threads = torch.get_num_threads()
     if n_threads != 1:  # one torch thread: the bytes must not depend on the machine
         torch.set_num_threads(1)
+    lanes = lanes_apply(model, parts)
     try:
         with torch.no_grad():
-            for docs in _batches(lens, order, s["batch"]):
-                docs = docs[::-1]  # longest first: the engine skips finished documents
-                _compute_batch(model, parts, names, per_step, s["methods"], dtype, bufs, K,
-                               a, b, t0, toks, doc_s[docs], lens[docs])
+            if lanes:  # states and predictions of all documents in one pass over lanes
+                _compute_lanes(target, parts, names, dtype, bufs, K, a, b, t0, toks, doc_s)
+            if not lanes or s["methods"]:
+                for docs in _batches(lens, order, s["batch"]):
+                    docs = docs[::-1]  # longest first: the engine skips finished documents
+                    _compute_batch(model, parts, names, per_step, s["methods"], dtype, bufs,
+                                   K, a, b, t0, toks, doc_s[docs], lens[docs], not lanes)
     finally:
         if n_threads != 1:
             torch.set_num_threads(n_threads)
@@ -241,10 +255,29 @@ def compute_chunk(target: Target, c: int, model: Any,
     return bufs
 
 
+def _compute_lanes(target: Target, parts, names, dtype, bufs, K: int, a: int, b: int,
+                   t0: int, toks: torch.Tensor, doc_s: np.ndarray) -> None:
+    """Every series and next-token prediction of the chunk's tokens, from one pass over
+    its documents packed into lanes (:mod:`lstmlens.store_lanes`)."""
+    work = target.workspace()
+    n = b - a
+
+    def put(key: str, values: torch.Tensor) -> None:  # (n, units)
+        _buffer(bufs, f"series/{key}", K, (values.shape[1],), dtype)[:n].copy_(values)
+
+    top_h = trace_lanes(parts, names, toks, doc_s, a - t0, n, work, put)  # (n, H)
+    logp = torch.log_softmax(parts.head(top_h).float(), -1)  # (n, V)
+    best, arg = logp.max(-1)
+    rows = torch.arange(n)
+    _put(bufs, "predictions/next_token", K, rows, arg, torch.int32)
+    _put(bufs, "predictions/next_token_probability", K, rows, best.exp(), torch.float32)
+
+
 def _compute_batch(model, parts, names, per_step: bool, methods, dtype, bufs, K: int,
                    a: int, b: int, t0: int, toks: torch.Tensor, doc_s: np.ndarray,
-                   lens: np.ndarray) -> None:
-    """One padded batch of whole documents; its tokens inside ``[a, b)`` go to ``bufs``."""
+                   lens: np.ndarray, states: bool = True) -> None:
+    """One padded batch of whole documents; its tokens inside ``[a, b)`` go to ``bufs``
+    (only the attributions when not ``states``)."""
     B, T = len(lens), int(lens.max())
     L = torch.as_tensor(lens)
     ids = torch.zeros(B, T, dtype=torch.long)  # (B, T), padded with 0
@@ -256,6 +289,29 @@ def _compute_batch(model, parts, names, per_step: bool, methods, dtype, bufs, K:
     hi = np.minimum(lens, b - gstart)
     spans = [(r, int(lo[r]), int(hi[r]), int(gstart[r] + lo[r] - a))
              for r in np.flatnonzero(hi > lo).tolist()]
+    # (row in batch, step) of every token inside [a, b), and its row in the chunk
+    bi = np.repeat(np.arange(B), np.maximum(hi - lo, 0))
+    ti = np.concatenate([np.arange(x0, x1) for x0, x1 in zip(lo, hi, strict=True)])
+    flat = torch.from_numpy(bi * T + ti)  # (n,) into (B·T)
+    rows = torch.from_numpy(gstart[bi] + ti - a)  # (n,) into the chunk
+    f32 = torch.float32
+    if states:
+        _batch_states(parts, names, per_step, dtype, bufs, K, L, spans, ids, bi, flat, rows)
+    for m in methods:
+        from .explaining import explain
+        with torch.enable_grad():
+            scores = explain(model, ids, method=m, lengths=L).scores.float()  # (B, T)
+        _put(bufs, f"attributions/{m}", K, rows, scores.reshape(-1)[flat], f32)
+
+
+def _batch_states(parts, names, per_step: bool, dtype, bufs, K: int, L: torch.Tensor,
+                  spans: list, ids: torch.Tensor, bi: np.ndarray, flat: torch.Tensor,
+                  rows: torch.Tensor) -> None:
+    """Series and predictions of one padded batch ``ids`` (B, T) into ``bufs``: ``spans``
+    (row, first step, end step, chunk row) of its steps inside the chunk, and per token
+    inside the chunk its batch row ``bi``, flat (B·T) position and chunk row."""
+    B, T = ids.shape
+    f32 = torch.float32
     x = parts.embed(ids)  # (B, T, E)
     for lstm in parts.lstms:
         series = trace_lstm_unmasked(lstm, x, L)  # each (B, T, units)
@@ -268,12 +324,6 @@ def _compute_batch(model, parts, names, per_step: bool, methods, dtype, bufs, K:
         x = torch.cat([series[f"layers.{top}.{d}.hidden"]
                        for d in DIRECTIONS[: 2 if lstm.bidirectional else 1]], -1)  # (B, T, ·)
         del series
-    # (row in batch, step) of every token inside [a, b), and its row in the chunk
-    bi = np.repeat(np.arange(B), np.maximum(hi - lo, 0))
-    ti = np.concatenate([np.arange(x0, x1) for x0, x1 in zip(lo, hi, strict=True)])
-    flat = torch.from_numpy(bi * T + ti)  # (n,) into (B·T)
-    rows = torch.from_numpy(gstart[bi] + ti - a)  # (n,) into the chunk
-    f32 = torch.float32
     if per_step:  # next-token predictions after every step, only at the chunk's tokens
         top_h = x.reshape(B * T, -1).index_select(0, flat)  # (n, H)
         logp = torch.log_softmax(parts.head(top_h).float(), -1)  # (n, V)
@@ -288,11 +338,6 @@ def _compute_batch(model, parts, names, per_step: bool, methods, dtype, bufs, K:
         bi_t = torch.from_numpy(bi)
         _put(bufs, "predictions/class", K, rows, prob.argmax(-1)[bi_t], torch.int32)
         _put(bufs, "predictions/probabilities", K, rows, prob[bi_t], f32)
-    for m in methods:
-        from .explaining import explain
-        with torch.enable_grad():
-            scores = explain(model, ids, method=m, lengths=L).scores.float()  # (B, T)
-        _put(bufs, f"attributions/{m}", K, rows, scores.reshape(-1)[flat], f32)
 
 
 # --------------------------------------------------------------------------- write

@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from .errors import InputError, ModelFormatError
@@ -94,7 +95,11 @@ class Tokenizer:
             raise InputError("the tokenizer has no vocabulary yet; call fit() first")
         if not isinstance(text, str):
             raise InputError(f"text must be a string, got {type(text).__name__}")
-        ids = [self.id(t) for t in self.split(text)]
+        unk = self._index.get(UNK)
+        if unk is None:
+            ids = [self.id(t) for t in self.split(text)]
+        else:  # one dict lookup per token (this runs over whole corpora)
+            ids = list(map(self._index.get, self.split(text), repeat(unk)))
         if add_bos:
             ids = [self._index[BOS]] + ids
         if add_eos:
