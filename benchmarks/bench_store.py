@@ -28,19 +28,39 @@ WORDS = ("the of and to in a is that for it as was with be by on not he this are
 SIZES = {"full": (1_000_000, 4_000_000), "quick": (100_000, 400_000)}
 DASK_SIZE = {"full": 500_000, "quick": 50_000}  # tokens for the 1-vs-2-worker comparison
 CHILD = r"""
-import json, os, resource, sys, time
+import json, os, resource, sys, threading, time
 import torch
 torch.set_num_threads(1)
 import lstmlens
+import lstmlens.store_chunk as sc
 model_dir, data, out, workers = sys.argv[1:5]
 lstmlens.load(model_dir)
+spent = {"compute_chunk": 0.0, "write_chunk": 0.0}  # CPU seconds of this process's threads
+lock = threading.Lock()
+
+def timed(name):  # CPU time of each call, on the thread that runs it (in-process runs)
+    fn = getattr(sc, name)
+    def run(*a, **k):
+        c = time.thread_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            with lock:
+                spent[name] += time.thread_time() - c
+    setattr(sc, name, run)
+
+for name in spent:
+    timed(name)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 load0 = os.getloadavg()[0]
+sys0 = resource.getrusage(resource.RUSAGE_SELF).ru_stime
 t, cpu = time.perf_counter(), time.process_time()
 st = lstmlens.index_corpus(model_dir, data, out, workers=int(workers) or None)
 dt, cpu = time.perf_counter() - t, time.process_time() - cpu
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "base_kb": base, "peak_kb": peak,
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "base_kb": base,
+                  "peak_kb": usage.ru_maxrss, "sys_seconds": usage.ru_stime - sys0,
+                  "compute_cpu": spent["compute_chunk"], "write_cpu": spent["write_chunk"],
                   "tokens": st.n_tokens, "complete": st.complete,
                   "load": max(load0, os.getloadavg()[0])}))
 """
@@ -121,6 +141,21 @@ def _queries(path: Path) -> list[str]:
     ]
 
 
+def _cpu_split(r: dict) -> str:
+    """Where the CPU of an in-process run went, per token, and the throughput two cores
+    could give at that cost (a ceiling: perfect scaling, nothing else running)."""
+    n = r["tokens"]
+    comp, wr = r["compute_cpu"] / n * 1e6, r["write_cpu"] / n * 1e6
+    rest = (r["cpu_seconds"] - r["compute_cpu"] - r["write_cpu"]) / n * 1e6
+    total = r["cpu_seconds"] / n * 1e6
+    return (f"Where the CPU went ({n:,}-token run, per token): computing the states "
+            f"**{comp:.1f} µs**, writing them **{wr:.1f} µs** (the kernel's share of the "
+            f"whole run: {r['sys_seconds'] / n * 1e6:.1f} µs, mostly page-cache writes of "
+            f"{r['disk_mb'] * 2**20 / n / 1e3:.1f} kB per token), the rest "
+            f"(tokenizing, scheduling) {rest:.1f} µs: {total:.1f} µs in all, so two cores "
+            f"give at most **{2e6 / total:,.0f} tokens/s** at this cost.")
+
+
 def run(quick: bool = False) -> tuple[str, str]:
     torch.set_num_threads(1)
     sizes = SIZES["quick" if quick else "full"]
@@ -174,7 +209,7 @@ def run(quick: bool = False) -> tuple[str, str]:
               f"300 MB. In-process, two threads each compute a chunk (one torch thread each) "
               f"and write it; load: the highest 1-minute load average seen during the run "
               f"(the machine has 2 cores and is shared, so a load above 2 means the run got "
-              f"only part of them).", "",
+              f"only part of them).", "", _cpu_split(res[small]), "",
               "| query | store | latency | baseline | ratio |", "|---|---|---|---|---|",
               *query_rows, "",
               "2-layer character LM, 128 units per layer, embedding 32, untrained weights; "

@@ -12,7 +12,14 @@ from lstmlens.models import ClassifierConfig, LSTMClassifier
 from lstmlens.models.language_model import CharLanguageModel, LanguageModelConfig
 from lstmlens.parts import parts_of
 from lstmlens.store_chunk import _lstm_names
-from lstmlens.store_lanes import MAX_LANES, Workspace, lanes_apply, plan_lanes, trace_lanes
+from lstmlens.store_lanes import (
+    MAX_LANES,
+    Lanes,
+    Workspace,
+    lanes_apply,
+    plan_lanes,
+    trace_lanes,
+)
 
 
 @given(st.lists(st.integers(1, 60), min_size=1, max_size=300))
@@ -37,9 +44,16 @@ def _lm(layers, torch_seed=0):
                                                  hidden_sizes=layers)).eval()
 
 
-@pytest.mark.parametrize("layers", [[7], [7, 4], [6, 6, 3]])
-def test_every_series_equals_the_document_traced_alone(layers):
-    model = _lm(layers)
+def _clf(bidirectional: bool, pooling: str = "last"):
+    torch.manual_seed(3)
+    return LSTMClassifier(ClassifierConfig(num_classes=3, vocab_size=11, embedding_dim=5,
+                                           hidden_sizes=[6, 4], bidirectional=bidirectional,
+                                           pooling=pooling)).eval()
+
+
+@pytest.mark.parametrize("model", [_lm([7]), _lm([7, 4]), _lm([6, 6, 3]), _clf(True),
+                                   _clf(False)], ids=["lm1", "lm2", "lm3", "bi2", "uni2"])
+def test_every_series_equals_the_document_traced_alone(model):
     parts = parts_of(model)
     rng = np.random.default_rng(1)
     lens = rng.integers(1, 40, 57)
@@ -51,22 +65,36 @@ def test_every_series_equals_the_document_traced_alone(layers):
     got: dict[str, torch.Tensor] = {}
     sel_from, n = 13, int(lens.sum()) - 40  # a stretch cutting documents at both ends
     with torch.no_grad():
-        top = trace_lanes(parts, _lstm_names(model), toks, doc_s, sel_from, n, Workspace(),
-                          lambda key, v: got.__setitem__(key, v.clone()))
-    assert len(got) == 6 * len(layers)
+        top, lanes = trace_lanes(parts, _lstm_names(model), toks, doc_s, sel_from, n,
+                                 Workspace(), lambda key, v: got.__setitem__(key, v.clone()))
+    D = 2 if parts.lstms[0].bidirectional else 1
+    assert len(got) == 6 * D * sum(m.num_layers for m in parts.lstms)
+    last = _lstm_names(model)[id(parts.lstms[-1])]
+    top_keys = [f"{last}.layers.{parts.lstms[-1].num_layers - 1}.{d}.hidden"
+                for d in ("forward", "backward")[:D]]
     for d in range(len(lens)):
-        a, b = max(doc_s[d], sel_from), min(doc_s[d + 1], sel_from + n)
-        if a >= b:
-            continue
         tr = lstmlens.trace(model, toks[doc_s[d]:doc_s[d + 1]][None])
+        want_top = torch.cat([tr[k][0] for k in top_keys], -1)  # (len, D·H)
+        torch.testing.assert_close(top[lanes.pos[doc_s[d]:doc_s[d + 1]]], want_top,
+                                   atol=1e-6, rtol=1e-5)
+        a, b = max(doc_s[d], sel_from), min(doc_s[d + 1], sel_from + n)
         for key, v in got.items():
-            want = tr[key][0, a - doc_s[d]:b - doc_s[d]]
-            torch.testing.assert_close(v[a - sel_from:b - sel_from], want, atol=1e-6,
-                                       rtol=1e-5, msg=key)
-        top_key = f"{_lstm_names(model)[id(parts.lstms[-1])]}.layers.0.forward.hidden"
-        torch.testing.assert_close(top[a - sel_from:b - sel_from],
-                                   tr[top_key][0, a - doc_s[d]:b - doc_s[d]], atol=1e-6,
-                                   rtol=1e-5)
+            if a < b:
+                want = tr[key][0, a - doc_s[d]:b - doc_s[d]]
+                torch.testing.assert_close(v[a - sel_from:b - sel_from], want, atol=1e-6,
+                                           rtol=1e-5, msg=key)
+
+
+def test_layouts_mirror_each_document():
+    lens = np.array([3, 1, 4, 2, 5])
+    lanes = Lanes(np.concatenate([[0], np.cumsum(lens)]))
+    flip = lanes.flip()
+    assert torch.equal(flip[flip], torch.arange(lanes.T * lanes.B))  # its own inverse
+    assert torch.equal(flip[torch.from_numpy(lanes.pos)], torch.from_numpy(lanes.rpos))
+    # the last token of each document sits where the backward direction starts it
+    ends = np.cumsum(lens) - 1
+    starts = ends - lens + 1
+    np.testing.assert_array_equal(lanes.rpos[ends], lanes.pos[starts])
 
 
 def test_workspace_is_reused_and_grown():
@@ -78,8 +106,13 @@ def test_workspace_is_reused_and_grown():
     assert c.shape == (10, 10) and c.numel() == 100
 
 
-def test_lanes_serve_forward_language_models_only():
-    assert lanes_apply(_lm([4, 4]), parts_of(_lm([4, 4])))
-    clf = LSTMClassifier(ClassifierConfig(num_classes=2, vocab_size=9, embedding_dim=3,
-                                          hidden_sizes=[4]))
-    assert not lanes_apply(clf, parts_of(clf))  # one prediction per document: padded batches
+def test_lanes_serve_token_models_without_projections():
+    for model in (_lm([4, 4]), _clf(True), _clf(False, "attention")):
+        assert lanes_apply(model, parts_of(model))
+    torch.manual_seed(0)
+    net = torch.nn.Module()
+    net.emb, net.lstm = torch.nn.Embedding(9, 3), torch.nn.LSTM(3, 6, proj_size=2,
+                                                                   batch_first=True)
+    net.fc = torch.nn.Linear(2, 2)
+    wrapped = lstmlens.wrap(net, embedding="emb", lstm="lstm", head="fc")
+    assert not lanes_apply(net, wrapped)  # projections: padded batches

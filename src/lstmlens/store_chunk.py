@@ -2,11 +2,11 @@
 
 A chunk is ``chunk_tokens`` consecutive tokens. :func:`compute_chunk` runs every document
 that overlaps it (whole, so a document cut by a chunk border gets exactly the states it would
-get alone), sorted by length into batches, through the engine unmasked
-(:func:`lstmlens.engine.trace_lstm_unmasked`: batch-major, so each document's steps are
-contiguous), and copies only the chunk's own tokens, document by document and in the store's
-dtype, into reusable chunk buffers. :func:`write_chunk` writes them, then the
-chunk's completion marker.
+get alone) packed end to end into lanes (:mod:`lstmlens.store_lanes`), and copies only the
+chunk's own tokens, in the store's dtype, into reusable chunk buffers. Models the lanes do
+not serve (projections), and the attributions, run padded batches sorted by length
+through the engine unmasked (:func:`lstmlens.engine.trace_lstm_unmasked`).
+:func:`write_chunk` writes the buffers, then the chunk's completion marker.
 
 Uncompressed arrays (the series by default, and always the unit-major index ``by_unit/``)
 are written as raw chunk files at the paths Zarr reads them from (a Zarr v3 chunk with only
@@ -240,7 +240,8 @@ def compute_chunk(target: Target, c: int, model: Any,
     try:
         with torch.no_grad():
             if lanes:  # states and predictions of all documents in one pass over lanes
-                _compute_lanes(target, parts, names, dtype, bufs, K, a, b, t0, toks, doc_s)
+                _compute_lanes(target, parts, names, per_step, dtype, bufs, K, a, b, t0, toks,
+                               doc_s)
             if not lanes or s["methods"]:
                 for docs in _batches(lens, order, s["batch"]):
                     docs = docs[::-1]  # longest first: the engine skips finished documents
@@ -255,22 +256,39 @@ def compute_chunk(target: Target, c: int, model: Any,
     return bufs
 
 
-def _compute_lanes(target: Target, parts, names, dtype, bufs, K: int, a: int, b: int,
-                   t0: int, toks: torch.Tensor, doc_s: np.ndarray) -> None:
-    """Every series and next-token prediction of the chunk's tokens, from one pass over
-    its documents packed into lanes (:mod:`lstmlens.store_lanes`)."""
+def _compute_lanes(target: Target, parts, names, per_step: bool, dtype, bufs, K: int, a: int,
+                   b: int, t0: int, toks: torch.Tensor, doc_s: np.ndarray) -> None:
+    """Every series and prediction of the chunk's tokens, from one pass over its documents
+    packed into lanes (:mod:`lstmlens.store_lanes`)."""
     work = target.workspace()
     n = b - a
 
     def put(key: str, values: torch.Tensor) -> None:  # (n, units)
         _buffer(bufs, f"series/{key}", K, (values.shape[1],), dtype)[:n].copy_(values)
 
-    top_h = trace_lanes(parts, names, toks, doc_s, a - t0, n, work, put)  # (n, H)
-    logp = torch.log_softmax(parts.head(top_h).float(), -1)  # (n, V)
-    best, arg = logp.max(-1)
+    top, lanes = trace_lanes(parts, names, toks, doc_s, a - t0, n, work, put)  # (T·B, D·H)
     rows = torch.arange(n)
-    _put(bufs, "predictions/next_token", K, rows, arg, torch.int32)
-    _put(bufs, "predictions/next_token_probability", K, rows, best.exp(), torch.float32)
+    f32 = torch.float32
+    if per_step:  # next-token predictions after every step
+        top_h = top.index_select(0, torch.from_numpy(lanes.pos[a - t0:b - t0]))  # (n, H)
+        best, arg = torch.log_softmax(parts.head(top_h).float(), -1).max(-1)
+        _put(bufs, "predictions/next_token", K, rows, arg, torch.int32)
+        _put(bufs, "predictions/next_token_probability", K, rows, best.exp(), f32)
+        return
+    # one prediction per document (its outputs padded with zeros, as the model pools them),
+    # repeated at its tokens
+    lens = torch.from_numpy(np.diff(doc_s))
+    steps = torch.arange(int(lens.max()))
+    first = torch.from_numpy(lanes.pos[doc_s[:-1]])  # (docs,) flat position of step 0
+    idx = torch.where(steps[None, :] < lens[:, None],
+                      first[:, None] + steps[None, :] * lanes.B, top.shape[0])  # (docs, T)
+    padded = torch.cat([top, top.new_zeros(1, top.shape[1])]).index_select(
+        0, idx.reshape(-1)).view(*idx.shape, -1)  # (docs, T, D·H)
+    pooled = parts.pool(padded, lens, parts.lstms[-1].bidirectional)[0]  # (docs, D·H)
+    prob = torch.softmax(parts.head(pooled).float(), -1)  # (docs, C)
+    doc = torch.from_numpy(np.searchsorted(doc_s, np.arange(a - t0, b - t0), "right") - 1)
+    _put(bufs, "predictions/class", K, rows, prob.argmax(-1)[doc], torch.int32)
+    _put(bufs, "predictions/probabilities", K, rows, prob[doc], f32)
 
 
 def _compute_batch(model, parts, names, per_step: bool, methods, dtype, bufs, K: int,

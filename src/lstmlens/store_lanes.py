@@ -1,17 +1,18 @@
-"""A language model's states for one store chunk, with its documents packed into lanes.
+"""A model's states for one store chunk, with the chunk's documents packed into lanes.
 
 Padding documents to a common length wastes the steps past each one's end, and a chunk's
 documents of many lengths need several padded batches. Here the chunk's documents are laid
 end to end into ``B`` lanes (longest first, each onto the lane that is shortest so far),
 and one time-major pass of ``T`` steps runs all lanes at once: at the step where a document
 begins, its lane's state is reset to zero, so every document gets the states it would get
-alone. Per step: one ``h W_hh`` product for all lanes, and elementwise work in place in
-reused buffers (fresh memory costs page faults). Each layer's series are gathered, already
-in the store's dtype, straight into the chunk buffers; only the hidden states feeding the
-next layer are kept.
+alone. A backward direction runs the same lanes with every document reversed in its place.
+Per step: one ``h W_hh`` product for all lanes, and elementwise work in place in reused
+buffers (fresh memory costs page faults). Each layer's series are gathered, already in the
+store's dtype, straight into the chunk buffers; only the outputs feeding the next layer
+are kept.
 
-This path serves unidirectional LSTMs without projections in a model that predicts at
-every step (the corpus store's language models); other models are padded per batch.
+This path serves every token model whose LSTMs have no projection (language models and
+classifiers, one or two directions); others are padded per batch.
 """
 
 from __future__ import annotations
@@ -21,16 +22,16 @@ import heapq
 import numpy as np
 import torch
 
-from .weights import LayerWeights, layer_weights
+from .weights import DIRECTIONS, LayerWeights, layer_weights
 
 MAX_LANES = 256  # lanes per pass: wider steps stop paying off (one h W_hh of 256 rows)
 
 
 def lanes_apply(model, parts) -> bool:
-    """Whether :func:`trace_lanes` can serve ``model``: a per-step model whose LSTMs run
-    forward only and have no projection."""
-    return (getattr(model, "kind", "") == "language_model"
-            and all(not lstm.bidirectional and not lstm.proj_size for lstm in parts.lstms))
+    """Whether :func:`trace_lanes` can serve ``model``: token inputs, and LSTMs without
+    projections (one or two directions)."""
+    return (parts.input_kind == "tokens" and getattr(parts, "exact", True)
+            and all(not lstm.proj_size for lstm in parts.lstms))
 
 
 def plan_lanes(lens: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -112,42 +113,71 @@ def _run(x: torch.Tensor, w: LayerWeights, resets: list[torch.Tensor | None],
         torch.mul(o_g[t], tanh_c, out=h[t])  # o ⊙ tanh c
 
 
+class Lanes:
+    """Where a chunk's documents lie in the lanes: ``B`` lanes of ``T`` steps, the flat
+    time-major position (t·B + lane) of every local token in input order (``pos``) and in
+    reversed order within its document (``rpos``: the backward direction's layout), and the
+    lanes whose state restarts at each step."""
+
+    def __init__(self, doc_s: np.ndarray):
+        lens = np.diff(doc_s)
+        lane, start, self.B, self.T = plan_lanes(lens)
+        B, n = self.B, int(doc_s[-1])
+        first = np.repeat(start * B + lane, lens)  # (n,) each token's document's first step
+        k = np.arange(n) - np.repeat(doc_s[:-1], lens)  # (n,) step within its document
+        self.pos = first + k * B
+        self.rpos = first + (np.repeat(lens, lens) - 1 - k) * B
+        begins: list[list[int]] = [[] for _ in range(self.T)]
+        for d in np.flatnonzero(start > 0).tolist():
+            begins[int(start[d])].append(int(lane[d]))
+        self.resets = [torch.tensor(r) if r else None for r in begins]
+        self._flip: torch.Tensor | None = None
+
+    def flip(self) -> torch.Tensor:
+        """(T·B,) the permutation between the two layouts (its own inverse; padding stays)."""
+        if self._flip is None:
+            m = np.arange(self.T * self.B)
+            m[self.pos] = self.rpos
+            self._flip = torch.from_numpy(m)
+        return self._flip
+
+
 def trace_lanes(parts, names: dict[int, str], toks: torch.Tensor, doc_s: np.ndarray,
-                sel_from: int, n: int, work: Workspace, put) -> torch.Tensor:
+                sel_from: int, n: int, work: Workspace, put) -> tuple[torch.Tensor, Lanes]:
     """Every series of the documents starting at local offsets ``doc_s`` (with the end as
     its last entry) of ``toks``; ``put(key, values)`` receives each series' values (n, units)
-    at the local tokens ``[sel_from, sel_from + n)``.
-    Returns the top layer's hidden states at those tokens (n, H), float32."""
-    lens = np.diff(doc_s)
-    lane, start, B, T = plan_lanes(lens)
-    # flat time-major position (t·B + lane) of every local token
-    pos = np.repeat(start * B + lane - doc_s[:-1] * B, lens) + np.arange(len(toks)) * B
+    at the local tokens ``[sel_from, sel_from + n)``. Returns the top LSTM's outputs
+    (T·B, D·H) in the input-order layout, float32, and the :class:`Lanes`."""
+    lanes = Lanes(doc_s)
+    T, B = lanes.T, lanes.B
     ids = torch.zeros(T * B, dtype=torch.long)
-    ids[torch.from_numpy(pos)] = toks
-    sel = torch.from_numpy(pos[sel_from:sel_from + n])  # (n,)
-    begins = [[] for _ in range(T)]
-    for d in np.flatnonzero(start > 0).tolist():
-        begins[int(start[d])].append(int(lane[d]))
-    resets = [torch.tensor(r) if r else None for r in begins]
-    x = parts.embed(ids.view(T, B)).float()  # (T, B, E); lanes as the batch
-    out, n_layers = None, 0
+    ids[torch.from_numpy(lanes.pos)] = toks
+    x = parts.embed(ids.view(T, B)).float().view(T * B, -1)  # (T·B, E); lanes as the batch
+    sels = [torch.from_numpy(p[sel_from:sel_from + n]) for p in (lanes.pos, lanes.rpos)]
+    n_layers = 0
     for lstm in parts.lstms:
         prefix = names[id(lstm)]
+        D = 2 if lstm.bidirectional else 1
         for k in range(lstm.num_layers):
-            w = layer_weights(lstm, k, 0, torch.float32)
-            H = w.hidden_size
-            G = work.get("gates", T, B, 4 * H)
-            C = work.get("cells", T, B, H)
-            Hs = work.get(f"hidden{n_layers % 2}", T, B, H)  # the input's buffer is the other
-            n_layers += 1
-            _run(x, w, resets, G, C, Hs)
-            key = f"{prefix}.layers.{k}.forward."
-            gates = torch.index_select(G.view(T * B, 4 * H), 0, sel,
-                                       out=work.get("gathered", n, 4 * H))  # (n, 4H) i,f,o,g
-            for j, s in enumerate(IFOG):
-                put(key + s, gates[:, j * H:(j + 1) * H])
-            one = work.get("gathered1", n, H)
-            put(key + "cell", torch.index_select(C.view(T * B, H), 0, sel, out=one))
-            put(key + "hidden", torch.index_select(Hs.view(T * B, H), 0, sel, out=one))
-            x, out = Hs, Hs.view(T * B, H)
-    return out.index_select(0, sel)
+            outs = []
+            for d in range(D):
+                w = layer_weights(lstm, k, d, torch.float32)
+                H = w.hidden_size
+                G = work.get("gates", T, B, 4 * H)
+                C = work.get("cells", T, B, H)
+                Hs = work.get(f"hidden{n_layers % 3}", T, B, H)  # not the inputs' buffers
+                n_layers += 1
+                x_d = x if d == 0 else x.index_select(0, lanes.flip())
+                _run(x_d.view(T, B, -1), w, lanes.resets, G, C, Hs)
+                key, sel = f"{prefix}.layers.{k}.{DIRECTIONS[d]}.", sels[d]
+                gates = torch.index_select(G.view(T * B, 4 * H), 0, sel,
+                                           out=work.get("gathered", n, 4 * H))  # i, f, o, g
+                for j, s in enumerate(IFOG):
+                    put(key + s, gates[:, j * H:(j + 1) * H])
+                one = work.get("gathered1", n, H)
+                put(key + "cell", torch.index_select(C.view(T * B, H), 0, sel, out=one))
+                put(key + "hidden", torch.index_select(Hs.view(T * B, H), 0, sel, out=one))
+                h = Hs.view(T * B, H)
+                outs.append(h if d == 0 else h.index_select(0, lanes.flip()))
+            x = outs[0] if D == 1 else torch.cat(outs, 1)  # (T·B, D·H), input order
+    return x, lanes
