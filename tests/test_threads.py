@@ -38,6 +38,41 @@ def test_map_threads_raises_the_pieces_error_and_restores(two_threads):
     assert torch.get_num_threads() == 2
 
 
+def test_threads_are_kept_and_nested_calls_run_in_the_piece(two_threads):
+    import threading
+
+    def ident(_):
+        return threading.get_ident()
+
+    seen = set()
+    for _ in range(5):
+        seen |= set(map_threads(ident, list(range(6))))
+    assert threading.get_ident() not in seen
+    assert len(seen) <= 2  # the same two threads every time, not new ones per call
+    for _ in range(2):  # an inner call waits for no other thread (no deadlock) and
+        inner = map_threads(lambda _: map_threads(ident, [0, 1, 2], workers=2), [0, 1])
+        assert all(len(set(ids)) == 1 for ids in inner)  # runs where its piece runs
+
+
+def _in_child(q):
+    q.put(map_threads(lambda k: k * k, list(range(5)), workers=2))
+
+
+def test_a_forked_process_gets_threads_of_its_own(two_threads):
+    import multiprocessing as mp
+
+    map_threads(lambda k: k, [0, 1])  # the parent's threads exist before the fork
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    child = ctx.Process(target=_in_child, args=(q,))
+    child.start()
+    try:
+        assert q.get(timeout=60) == [0, 1, 4, 9, 16]
+    finally:
+        child.join(60)
+    assert child.exitcode == 0
+
+
 def test_one_worker_runs_in_the_calling_thread(two_threads):
     assert map_threads(lambda k: torch.get_num_threads(), [0, 1], workers=1) == [2, 2]
 
