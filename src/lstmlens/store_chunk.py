@@ -263,10 +263,10 @@ def _compute_lanes(target: Target, parts, names, per_step: bool, dtype, bufs, K:
     work = target.workspace()
     n = b - a
 
-    def put(key: str, values: torch.Tensor) -> None:  # (n, units)
-        _buffer(bufs, f"series/{key}", K, (values.shape[1],), dtype)[:n].copy_(values)
+    def dest(key: str, units: int) -> torch.Tensor:  # (n, units): the chunk's rows
+        return _buffer(bufs, f"series/{key}", K, (units,), dtype)[:n]
 
-    top, lanes = trace_lanes(parts, names, toks, doc_s, a - t0, n, work, put)  # (T·B, D·H)
+    top, lanes = trace_lanes(parts, names, toks, doc_s, a - t0, n, work, dest, dtype)
     rows = torch.arange(n)
     f32 = torch.float32
     if per_step:  # next-token predictions after every step

@@ -52,16 +52,20 @@ def plan_lanes(lens: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
 
 
 class Workspace:
-    """Float32 buffers of one chunk's pass, grown when needed and reused across chunks."""
+    """Buffers of one chunk's pass (float32 unless said), grown when needed and reused
+    across chunks."""
 
     def __init__(self) -> None:
         self._bufs: dict[str, torch.Tensor] = {}
 
     def get(self, name: str, *shape: int) -> torch.Tensor:
+        return self.get_typed(name, torch.float32, *shape)
+
+    def get_typed(self, name: str, dtype: torch.dtype, *shape: int) -> torch.Tensor:
         n = int(np.prod(shape))
         buf = self._bufs.get(name)
-        if buf is None or buf.numel() < n:
-            buf = self._bufs[name] = torch.empty(n)
+        if buf is None or buf.numel() < n or buf.dtype != dtype:
+            buf = self._bufs[name] = torch.empty(n, dtype=dtype)
         return buf[:n].view(*shape)
 
 
@@ -79,11 +83,12 @@ def _ifog(w: LayerWeights) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 def _run(x: torch.Tensor, w: LayerWeights, resets: list[torch.Tensor | None],
-         G: torch.Tensor, C: torch.Tensor, Hs: torch.Tensor) -> None:
-    """One layer over lanes: x (T, B, in) → gates G (T, B, 4H) in i, f, o, g order (σ
-    applied; the candidate's tanh applied), cells C and hidden states Hs (T, B, H), in
-    place. ``resets[t]``: lanes whose state restarts from zero at step t (a document begins
-    there), or None."""
+         G: torch.Tensor, C: torch.Tensor, Hs: torch.Tensor, done) -> None:
+    """One layer over lanes: x (T, B, in) → cells C and hidden states Hs (T, B, H), in
+    place, and the gates of each block of ``BLOCK`` steps in ``G`` (BLOCK, B, 4H), i, f, o,
+    g order (σ and tanh applied), handed to ``done(t0, t1)`` while they are still in cache
+    (the block's C and Hs rows are complete then too). ``resets[t]``: lanes whose state
+    restarts from zero at step t (a document begins there), or None."""
     T, B, _ = x.shape
     H = w.hidden_size
     H3 = 3 * H
@@ -93,24 +98,26 @@ def _run(x: torch.Tensor, w: LayerWeights, resets: list[torch.Tensor | None],
     g_all, sig, cand = G.unbind(0), G[..., :H3].unbind(0), G[..., H3:].unbind(0)
     i_g, f_g, o_g = G[..., :H].unbind(0), G[..., H:2 * H].unbind(0), G[..., 2 * H:H3].unbind(0)
     c, h = C.unbind(0), Hs.unbind(0)
-    for t in range(T):
-        if t % BLOCK == 0:  # input projections of the next BLOCK steps
-            t1 = min(T, t + BLOCK)
-            torch.addmm(bias, x[t:t1].reshape((t1 - t) * B, -1), w_xt,
-                        out=G[t:t1].view((t1 - t) * B, 4 * H))
-        if t:
-            h_in, c_in = h[t - 1], c[t - 1]
-            if resets[t] is not None:  # documents beginning here start from zero states
-                h_in = h_in.index_fill(0, resets[t], 0.0)
-                c_in = c_in.index_fill(0, resets[t], 0.0)
-            g_all[t].addmm_(h_in, w_ht)
-        sig[t].sigmoid_()
-        cand[t].tanh_()
-        torch.mul(i_g[t], cand[t], out=c[t])  # i ⊙ g
-        if t:
-            c[t].addcmul_(f_g[t], c_in)  # + f ⊙ c_{t-1}
-        torch.tanh(c[t], out=tanh_c)
-        torch.mul(o_g[t], tanh_c, out=h[t])  # o ⊙ tanh c
+    for t0 in range(0, T, BLOCK):
+        t1 = min(T, t0 + BLOCK)
+        torch.addmm(bias, x[t0:t1].reshape((t1 - t0) * B, -1), w_xt,
+                    out=G[:t1 - t0].view((t1 - t0) * B, 4 * H))  # the block's inputs' share
+        for t in range(t0, t1):
+            k = t - t0
+            if t:
+                h_in, c_in = h[t - 1], c[t - 1]
+                if resets[t] is not None:  # documents beginning here start from zero states
+                    h_in = h_in.index_fill(0, resets[t], 0.0)
+                    c_in = c_in.index_fill(0, resets[t], 0.0)
+                g_all[k].addmm_(h_in, w_ht)
+            sig[k].sigmoid_()
+            cand[k].tanh_()
+            torch.mul(i_g[k], cand[k], out=c[t])  # i ⊙ g
+            if t:
+                c[t].addcmul_(f_g[k], c_in)  # + f ⊙ c_{t-1}
+            torch.tanh(c[t], out=tanh_c)
+            torch.mul(o_g[k], tanh_c, out=h[t])  # o ⊙ tanh c
+        done(t0, t1)
 
 
 class Lanes:
@@ -143,11 +150,13 @@ class Lanes:
 
 
 def trace_lanes(parts, names: dict[int, str], toks: torch.Tensor, doc_s: np.ndarray,
-                sel_from: int, n: int, work: Workspace, put) -> tuple[torch.Tensor, Lanes]:
+                sel_from: int, n: int, work: Workspace, dest, dtype: torch.dtype
+                ) -> tuple[torch.Tensor, Lanes]:
     """Every series of the documents starting at local offsets ``doc_s`` (with the end as
-    its last entry) of ``toks``; ``put(key, values)`` receives each series' values (n, units)
-    at the local tokens ``[sel_from, sel_from + n)``. Returns the top LSTM's outputs
-    (T·B, D·H) in the input-order layout, float32, and the :class:`Lanes`."""
+    its last entry) of ``toks``, at the local tokens ``[sel_from, sel_from + n)``, written
+    into ``dest(key, units)``, a contiguous ``(n, units)`` tensor of ``dtype`` per series.
+    Returns the top LSTM's outputs (T·B, D·H) in the input-order layout, float32, and the
+    :class:`Lanes`."""
     lanes = Lanes(doc_s)
     T, B = lanes.T, lanes.B
     ids = torch.zeros(T * B, dtype=torch.long)
@@ -163,20 +172,26 @@ def trace_lanes(parts, names: dict[int, str], toks: torch.Tensor, doc_s: np.ndar
             for d in range(D):
                 w = layer_weights(lstm, k, d, torch.float32)
                 H = w.hidden_size
-                G = work.get("gates", T, B, 4 * H)
+                G = work.get("gates", min(T, BLOCK), B, 4 * H)
                 C = work.get("cells", T, B, H)
                 Hs = work.get(f"hidden{n_layers % 3}", T, B, H)  # not the inputs' buffers
                 n_layers += 1
+                # every step's series in the store's dtype, converted block by block while
+                # the block is in cache: (T·B, 6H) as i, f, o, g, c, h
+                out = work.get_typed("series", dtype, T * B, 6 * H)
+
+                def done(t0: int, t1: int, G=G, C=C, Hs=Hs, H=H, out=out) -> None:
+                    rows = out[t0 * B:t1 * B]
+                    rows[:, :4 * H].copy_(G[:t1 - t0].view(-1, 4 * H))
+                    rows[:, 4 * H:5 * H].copy_(C[t0:t1].view(-1, H))
+                    rows[:, 5 * H:].copy_(Hs[t0:t1].view(-1, H))
+
                 x_d = x if d == 0 else x.index_select(0, lanes.flip())
-                _run(x_d.view(T, B, -1), w, lanes.resets, G, C, Hs)
-                key, sel = f"{prefix}.layers.{k}.{DIRECTIONS[d]}.", sels[d]
-                gates = torch.index_select(G.view(T * B, 4 * H), 0, sel,
-                                           out=work.get("gathered", n, 4 * H))  # i, f, o, g
-                for j, s in enumerate(IFOG):
-                    put(key + s, gates[:, j * H:(j + 1) * H])
-                one = work.get("gathered1", n, H)
-                put(key + "cell", torch.index_select(C.view(T * B, H), 0, sel, out=one))
-                put(key + "hidden", torch.index_select(Hs.view(T * B, H), 0, sel, out=one))
+                _run(x_d.view(T, B, -1), w, lanes.resets, G, C, Hs, done)
+                key = f"{prefix}.layers.{k}.{DIRECTIONS[d]}."
+                for j, s in enumerate((*IFOG, "cell", "hidden")):  # gather the chunk's tokens
+                    torch.index_select(out[:, j * H:(j + 1) * H], 0, sels[d],
+                                       out=dest(key + s, H))
                 h = Hs.view(T * B, H)
                 outs.append(h if d == 0 else h.index_select(0, lanes.flip()))
             x = outs[0] if D == 1 else torch.cat(outs, 1)  # (T·B, D·H), input order
