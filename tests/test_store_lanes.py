@@ -14,6 +14,8 @@ from lstmlens.parts import parts_of
 from lstmlens.store_chunk import _lstm_names
 from lstmlens.store_lanes import (
     MAX_LANES,
+    MIN_LANES,
+    STEP_COST,
     Lanes,
     Workspace,
     lanes_apply,
@@ -27,7 +29,7 @@ from lstmlens.store_lanes import (
 def test_plan_places_every_document_once_without_overlap(lens):
     lens = np.asarray(lens)
     lane, start, B, T = plan_lanes(lens)
-    assert 1 <= B <= MAX_LANES and B <= max(1, lens.sum() // lens.max())
+    assert 1 <= B <= min(MAX_LANES, len(lens))
     assert T == int((start + lens).max()) and T >= lens.max()
     busy = np.zeros((B, T), np.int64)
     for d in range(len(lens)):
@@ -36,6 +38,21 @@ def test_plan_places_every_document_once_without_overlap(lens):
     assert busy.max() == 1 and busy.sum() == lens.sum()  # each step of each lane used once
     # longest-processing-time packing: no lane ends later than the average plus the longest
     assert T <= lens.sum() / B + lens.max()
+    # the lane count is the cheapest of those tried; as few lanes as the work fills never
+    # costs less
+    B0 = min(MAX_LANES, len(lens), -(-int(lens.sum()) // int(lens.max())))
+    T0 = plan_lanes_with(lens, B0)
+    assert T * (B + STEP_COST) <= T0 * (B0 + STEP_COST)
+
+
+def plan_lanes_with(lens, B):
+    from lstmlens.store_lanes import _pack
+    return _pack(lens, np.argsort(-lens, kind="stable").tolist(), B)[2]
+
+
+def test_documents_of_one_length_get_a_lane_each():
+    lane, start, B, T = plan_lanes(np.full(34, 256))
+    assert B == 34 and T == 256 and (start == 0).all()
 
 
 def _lm(layers, torch_seed=0):
@@ -122,3 +139,37 @@ def test_lanes_serve_token_models_without_projections():
     net.fc = torch.nn.Linear(2, 2)
     wrapped = lstmlens.wrap(net, embedding="emb", lstm="lstm", head="fc")
     assert not lanes_apply(net, wrapped)  # projections: padded batches
+
+
+def test_few_long_documents_take_the_fused_kernel_path():
+    model = _lm([16])
+    parts = parts_of(model)
+    assert lanes_apply(model, parts, np.array([100] * 40))
+    assert not lanes_apply(model, parts, np.array([3000, 2000, 100]))  # a lane or two
+    assert not lanes_apply(model, parts, np.array([50] * (MIN_LANES - 1)))
+    assert lanes_apply(model, parts, np.array([50] * MIN_LANES))
+
+
+def test_a_store_of_long_documents_equals_the_traces(tmp_path):
+    from lstmlens.modeldir import save
+    from lstmlens.store_index import index_corpus
+    from lstmlens.tokenizers import Tokenizer
+
+    rng = np.random.default_rng(0)
+    words = ["ab", "ba", "abc", "c"]
+    lines = [" ".join(rng.choice(words, n)) for n in (400, 30, 350, 2, 12)]
+    (tmp_path / "c.txt").write_text("\n".join(lines) + "\n")
+    tok = Tokenizer("char").fit(lines)
+    torch.manual_seed(0)
+    lm = CharLanguageModel(LanguageModelConfig(vocab_size=len(tok), embedding_dim=4,
+                                               hidden_sizes=[5, 3])).eval()
+    save(lm, tmp_path / "lm", tokenizer=tok)
+    st = index_corpus(tmp_path / "lm", tmp_path / "c.txt", tmp_path / "s.zarr",
+                      dtype="float32", chunk_tokens=2048)
+    model = lstmlens.load(tmp_path / "lm")
+    for d in range(len(lines)):
+        doc = st.document(d)
+        tr = lstmlens.trace(model, torch.as_tensor(doc.ids)[None])
+        for key in st.keys():
+            np.testing.assert_allclose(np.asarray(st[key][doc.start:doc.end]),
+                                       tr[key][0].numpy(), atol=1e-6, err_msg=key)

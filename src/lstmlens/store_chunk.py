@@ -236,7 +236,7 @@ def compute_chunk(target: Target, c: int, model: Any,
     n_threads = torch.get_num_threads()
     if n_threads != 1:  # one torch thread: the bytes must not depend on the machine
         torch.set_num_threads(1)
-    lanes = lanes_apply(model, parts)
+    lanes = lanes_apply(model, parts, lens)
     try:
         with torch.no_grad():
             if lanes:  # states and predictions of all documents in one pass over lanes

@@ -25,30 +25,54 @@ import torch
 from .weights import DIRECTIONS, LayerWeights, layer_weights
 
 MAX_LANES = 256  # lanes per pass: wider steps stop paying off (one h W_hh of 256 rows)
+MIN_LANES = 4  # below this, the engine's padded batches (fused kernel) are faster (measured)
+STEP_COST = 20  # a step's fixed cost (Python, dispatch), in lane-steps of work (measured)
 
 
-def lanes_apply(model, parts) -> bool:
-    """Whether :func:`trace_lanes` can serve ``model``: token inputs, and LSTMs without
-    projections (one or two directions)."""
-    return (parts.input_kind == "tokens" and getattr(parts, "exact", True)
-            and all(not lstm.proj_size for lstm in parts.lstms))
+def lanes_apply(model, parts, lens: np.ndarray | None = None) -> bool:
+    """Whether :func:`trace_lanes` serves ``model`` (token inputs, LSTMs without projections,
+    one or two directions) on documents of lengths ``lens``: when they fill at least
+    ``MIN_LANES`` lanes. Fewer, longer documents run faster as padded batches through the
+    engine (its fused-kernel path)."""
+    if not (parts.input_kind == "tokens" and getattr(parts, "exact", True)
+            and all(not lstm.proj_size for lstm in parts.lstms)):
+        return False
+    return lens is None or plan_lanes(lens)[2] >= MIN_LANES
+
+
+def _pack(lens: np.ndarray, order: list[int], B: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Documents in ``order`` each onto the lane with the fewest steps so far (ties: the
+    lowest lane): their lanes, starting steps, and the steps of the longest lane."""
+    lane = np.empty(len(lens), np.int64)
+    start = np.empty(len(lens), np.int64)
+    heap = [(0, b) for b in range(B)]
+    for d in order:
+        t, b = heapq.heappop(heap)
+        lane[d], start[d] = b, t
+        heapq.heappush(heap, (t + int(lens[d]), b))
+    return lane, start, int((start + lens).max())
 
 
 def plan_lanes(lens: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Lane and starting step of every document of lengths ``lens`` (each ≥ 1), the lane
-    count ``B`` and the steps ``T``: documents longest first, each onto the lane with the
-    fewest steps so far (ties: the lowest lane), with as many lanes as the longest document
-    fits into the total (at most ``MAX_LANES``)."""
+    count ``B`` and the steps ``T``. Documents go longest first, each onto the lane that is
+    shortest so far. ``B`` is chosen, from as many lanes as the documents fill down to the
+    longest document's length and a few more, for the least estimated cost
+    ``T · (B + STEP_COST)``: more lanes than that leave lanes idle, fewer make a lane hold
+    two long documents end to end and double ``T``."""
     total, longest = int(lens.sum()), int(lens.max())
-    B = int(min(MAX_LANES, max(1, total // longest)))
-    lane = np.empty(len(lens), np.int64)
-    start = np.empty(len(lens), np.int64)
-    heap = [(0, b) for b in range(B)]
-    for d in np.argsort(-lens, kind="stable").tolist():
-        t, b = heapq.heappop(heap)
-        lane[d], start[d] = b, t
-        heapq.heappush(heap, (t + int(lens[d]), b))
-    return lane, start, B, int((start + lens).max())
+    B0 = -(-total // longest)  # lanes as full as the longest document: T ≥ longest anyway
+    cap = min(MAX_LANES, len(lens))
+    order = np.argsort(-lens, kind="stable").tolist()
+    best = None
+    for B in sorted({min(cap, b) for b in (B0, B0 + 1, B0 + 2, -(-B0 * 9 // 8),
+                                           -(-B0 * 5 // 4), -(-B0 * 3 // 2), cap)}):
+        lane, start, T = _pack(lens, order, B)
+        cost = T * (B + STEP_COST)
+        if best is None or cost < best[0]:
+            best = (cost, lane, start, B, T)
+    _, lane, start, B, T = best
+    return lane, start, B, T
 
 
 class Workspace:
