@@ -435,7 +435,11 @@ def write_chunk(target: Target, c: int, bufs: dict[str, torch.Tensor]) -> int:
                 sat.write((c, 0, 0), counts)
             else:
                 target[f"saturation/{key}"][c] = counts
-    write_json_atomic(chunk_marker(target.path, c), {"chunk": c, "tokens": [a, b]})
+    # A killed process leaves what it wrote in the page cache: the rename alone makes the
+    # marker all or nothing, after the chunk's bytes. No fsync: syncing the marker would not
+    # make the chunk's data durable (that would take every data file), only slower.
+    write_json_atomic(chunk_marker(target.path, c), {"chunk": c, "tokens": [a, b]},
+                      sync=False)
     return c
 
 

@@ -26,7 +26,7 @@ from .weights import DIRECTIONS, LayerWeights, layer_weights
 
 MAX_LANES = 256  # lanes per pass: wider steps stop paying off (one h W_hh of 256 rows)
 MIN_LANES = 4  # below this, the engine's padded batches (fused kernel) are faster (measured)
-STEP_COST = 20  # a step's fixed cost (Python, dispatch), in lane-steps of work (measured)
+STEP_COST = 20  # a step's fixed cost (Python, dispatch) in lane-steps of work (from profiles)
 
 
 def lanes_apply(model, parts, lens: np.ndarray | None = None) -> bool:
