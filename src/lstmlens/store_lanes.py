@@ -17,6 +17,7 @@ classifiers, one or two directions); others are padded per batch.
 
 from __future__ import annotations
 
+import functools
 import heapq
 
 import numpy as np
@@ -37,7 +38,13 @@ def lanes_apply(model, parts, lens: np.ndarray | None = None) -> bool:
     if not (parts.input_kind == "tokens" and getattr(parts, "exact", True)
             and all(not lstm.proj_size for lstm in parts.lstms)):
         return False
-    return lens is None or plan_lanes(lens)[2] >= MIN_LANES
+    return lens is None or _plan(lens.astype(np.int64).tobytes())[2] >= MIN_LANES
+
+
+@functools.lru_cache(maxsize=8)
+def _plan(lens: bytes) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """:func:`plan_lanes` of the int64 lengths ``lens``, remembered (a chunk plans twice)."""
+    return plan_lanes(np.frombuffer(lens, np.int64))
 
 
 def _pack(lens: np.ndarray, order: list[int], B: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -152,7 +159,7 @@ class Lanes:
 
     def __init__(self, doc_s: np.ndarray):
         lens = np.diff(doc_s)
-        lane, start, self.B, self.T = plan_lanes(lens)
+        lane, start, self.B, self.T = _plan(lens.astype(np.int64).tobytes())
         B, n = self.B, int(doc_s[-1])
         first = np.repeat(start * B + lane, lens)  # (n,) each token's document's first step
         k = np.arange(n) - np.repeat(doc_s[:-1], lens)  # (n,) step within its document
