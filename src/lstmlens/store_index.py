@@ -183,7 +183,7 @@ def _tokenize(g, data: Path, tok, fmt: str, text_column: str, K: int) -> tuple[i
         nbuf += len(ids)
         pos += len(ids)
         pending.append(pos)
-        if nbuf >= 4 * K or len(pending) >= 4 * K:
+        if nbuf >= 64 * K or len(pending) >= 64 * K:  # bounded by the chunk, not the corpus
             flush()
             nbuf = 0
     if pos == 0:
