@@ -173,3 +173,33 @@ def test_a_store_of_long_documents_equals_the_traces(tmp_path):
         for key in st.keys():
             np.testing.assert_allclose(np.asarray(st[key][doc.start:doc.end]),
                                        tr[key][0].numpy(), atol=1e-6, err_msg=key)
+
+
+def test_next_token_scores_in_slices_give_the_same_predictions(tmp_path, monkeypatch):
+    from lstmlens import store_chunk
+    from lstmlens.modeldir import save
+    from lstmlens.store_index import index_corpus
+    from lstmlens.tokenizers import Tokenizer
+
+    rng = np.random.default_rng(2)
+    lines = [" ".join(rng.choice(["ab", "ba", "c", "abc"], int(k))) for k in
+             rng.integers(1, 12, 60)]
+    (tmp_path / "c.txt").write_text("\n".join(lines) + "\n")
+    tok = Tokenizer("char").fit(lines)
+    torch.manual_seed(1)
+    lm = CharLanguageModel(LanguageModelConfig(vocab_size=len(tok), embedding_dim=4,
+                                               hidden_sizes=[6])).eval()
+    save(lm, tmp_path / "lm", tokenizer=tok)
+    monkeypatch.setattr(store_chunk, "HEAD_SLICE", 3 * len(tok))  # three rows at a time
+    st = index_corpus(tmp_path / "lm", tmp_path / "c.txt", tmp_path / "s.zarr",
+                      chunk_tokens=128)
+    model = lstmlens.load(tmp_path / "lm")
+    for d in (0, 17, 59):
+        doc = st.document(d)
+        with torch.no_grad():
+            p = torch.softmax(model(torch.as_tensor(doc.ids)[None])[0], -1)  # (T, V)
+        np.testing.assert_array_equal(np.asarray(st["predictions/next_token"][doc.start:doc.end]),
+                                      p.argmax(-1).numpy())
+        np.testing.assert_allclose(
+            np.asarray(st["predictions/next_token_probability"][doc.start:doc.end]),
+            p.max(-1).values.numpy(), atol=1e-5)

@@ -44,6 +44,7 @@ from .weights import DIRECTIONS
 UNIT_BLOCK = 262144  # steps per chunk of the unit-major index (one unit's row: few reads)
 BATCH_SLOTS = 8192  # at most this many padded steps per forward pass (bounds memory)
 SAT_LOW, SAT_HIGH = 0.1, 0.9
+HEAD_SLICE = 1 << 22  # next-token scores computed at once (16 MB in float32)
 _TORCH_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
@@ -270,10 +271,7 @@ def _compute_lanes(target: Target, parts, names, per_step: bool, dtype, bufs, K:
     rows = torch.arange(n)
     f32 = torch.float32
     if per_step:  # next-token predictions after every step
-        top_h = top.index_select(0, torch.from_numpy(lanes.pos[a - t0:b - t0]))  # (n, H)
-        best, arg = torch.log_softmax(parts.head(top_h).float(), -1).max(-1)
-        _put(bufs, "predictions/next_token", K, rows, arg, torch.int32)
-        _put(bufs, "predictions/next_token_probability", K, rows, best.exp(), f32)
+        _next_tokens(parts, bufs, K, rows, top, torch.from_numpy(lanes.pos[a - t0:b - t0]))
         return
     # one prediction per document (its outputs padded with zeros, as the model pools them),
     # repeated at its tokens
@@ -289,6 +287,23 @@ def _compute_lanes(target: Target, parts, names, per_step: bool, dtype, bufs, K:
     doc = torch.from_numpy(np.searchsorted(doc_s, np.arange(a - t0, b - t0), "right") - 1)
     _put(bufs, "predictions/class", K, rows, prob.argmax(-1)[doc], torch.int32)
     _put(bufs, "predictions/probabilities", K, rows, prob[doc], f32)
+
+
+def _next_tokens(parts, bufs, K: int, rows: torch.Tensor, top: torch.Tensor,
+                 at: torch.Tensor) -> None:
+    """The most likely next token and its probability after each of the states
+    ``top[at]`` (n, H), into chunk rows ``rows``; the (n, vocabulary) scores a slice of
+    rows (at most 4,096) at a time, so a large vocabulary costs no more memory than
+    ``HEAD_SLICE`` scores."""
+    n = len(at)
+    step = max(1, min(4096, HEAD_SLICE // parts.head.out_features))
+    best, arg = torch.empty(n), torch.empty(n, dtype=torch.long)
+    for i in range(0, n, step):
+        top_h = top.index_select(0, at[i:i + step])  # (rows, H)
+        logp = torch.log_softmax(parts.head(top_h).float(), -1)  # (rows, V)
+        torch.max(logp, -1, out=(best[i:i + step], arg[i:i + step]))
+    _put(bufs, "predictions/next_token", K, rows, arg, torch.int32)
+    _put(bufs, "predictions/next_token_probability", K, rows, best.exp(), torch.float32)
 
 
 def _compute_batch(model, parts, names, per_step: bool, methods, dtype, bufs, K: int,
@@ -343,11 +358,7 @@ def _batch_states(parts, names, per_step: bool, dtype, bufs, K: int, L: torch.Te
                        for d in DIRECTIONS[: 2 if lstm.bidirectional else 1]], -1)  # (B, T, ·)
         del series
     if per_step:  # next-token predictions after every step, only at the chunk's tokens
-        top_h = x.reshape(B * T, -1).index_select(0, flat)  # (n, H)
-        logp = torch.log_softmax(parts.head(top_h).float(), -1)  # (n, V)
-        best, arg = logp.max(-1)
-        _put(bufs, "predictions/next_token", K, rows, arg, torch.int32)
-        _put(bufs, "predictions/next_token_probability", K, rows, best.exp(), f32)
+        _next_tokens(parts, bufs, K, rows, x.reshape(B * T, -1), flat)
     else:  # one prediction per document, repeated at its tokens
         valid = (torch.arange(T)[None, :] < L[:, None])[..., None]  # (B, T, 1)
         x = x.masked_fill(~valid, 0.0)  # padded steps as the model's own forward sees them

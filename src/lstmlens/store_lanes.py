@@ -115,11 +115,12 @@ def _ifog(w: LayerWeights) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def _run(x: torch.Tensor, w: LayerWeights, resets: list[torch.Tensor | None],
          G: torch.Tensor, C: torch.Tensor, Hs: torch.Tensor, done) -> None:
-    """One layer over lanes: x (T, B, in) → cells C and hidden states Hs (T, B, H), in
-    place, and the gates of each block of ``BLOCK`` steps in ``G`` (BLOCK, B, 4H), i, f, o,
-    g order (σ and tanh applied), handed to ``done(t0, t1)`` while they are still in cache
-    (the block's C and Hs rows are complete then too). ``resets[t]``: lanes whose state
-    restarts from zero at step t (a document begins there), or None."""
+    """One layer over lanes: x (T, B, in) → hidden states Hs (T, B, H) in place, and per
+    block of ``BLOCK`` steps its gates in ``G`` (BLOCK, B, 4H), i, f, o, g order (σ and tanh
+    applied), and its cells in ``C`` (BLOCK + 1, B, H; row 0 carries the cells of the step
+    before the block), handed to ``done(t0, t1)`` while they are still in cache.
+    ``resets[t]``: lanes whose state restarts from zero at step t (a document begins there),
+    or None."""
     T, B, _ = x.shape
     H = w.hidden_size
     H3 = 3 * H
@@ -128,25 +129,27 @@ def _run(x: torch.Tensor, w: LayerWeights, resets: list[torch.Tensor | None],
     tanh_c = torch.empty(B, H)
     g_all, sig, cand = G.unbind(0), G[..., :H3].unbind(0), G[..., H3:].unbind(0)
     i_g, f_g, o_g = G[..., :H].unbind(0), G[..., H:2 * H].unbind(0), G[..., 2 * H:H3].unbind(0)
-    c, h = C.unbind(0), Hs.unbind(0)
+    c, h = C.unbind(0), Hs.unbind(0)  # step t0 + k of a block: c[k + 1]
     for t0 in range(0, T, BLOCK):
         t1 = min(T, t0 + BLOCK)
         torch.addmm(bias, x[t0:t1].reshape((t1 - t0) * B, -1), w_xt,
                     out=G[:t1 - t0].view((t1 - t0) * B, 4 * H))  # the block's inputs' share
+        if t0:
+            c[0].copy_(c[BLOCK])  # the last cells of the block before
         for t in range(t0, t1):
             k = t - t0
             if t:
-                h_in, c_in = h[t - 1], c[t - 1]
+                h_in, c_in = h[t - 1], c[k]
                 if resets[t] is not None:  # documents beginning here start from zero states
                     h_in = h_in.index_fill(0, resets[t], 0.0)
                     c_in = c_in.index_fill(0, resets[t], 0.0)
                 g_all[k].addmm_(h_in, w_ht)
             sig[k].sigmoid_()
             cand[k].tanh_()
-            torch.mul(i_g[k], cand[k], out=c[t])  # i ⊙ g
+            torch.mul(i_g[k], cand[k], out=c[k + 1])  # i ⊙ g
             if t:
-                c[t].addcmul_(f_g[k], c_in)  # + f ⊙ c_{t-1}
-            torch.tanh(c[t], out=tanh_c)
+                c[k + 1].addcmul_(f_g[k], c_in)  # + f ⊙ c_{t-1}
+            torch.tanh(c[k + 1], out=tanh_c)
             torch.mul(o_g[k], tanh_c, out=h[t])  # o ⊙ tanh c
         done(t0, t1)
 
@@ -194,19 +197,24 @@ def trace_lanes(parts, names: dict[int, str], toks: torch.Tensor, doc_s: np.ndar
     ids[torch.from_numpy(lanes.pos)] = toks
     x = parts.embed(ids.view(T, B)).float().view(T * B, -1)  # (T·B, E); lanes as the batch
     sels = [torch.from_numpy(p[sel_from:sel_from + n]) for p in (lanes.pos, lanes.rpos)]
-    n_layers = 0
+    x_buf = None  # the workspace buffer that holds x, if one does
     for lstm in parts.lstms:
         prefix = names[id(lstm)]
         D = 2 if lstm.bidirectional else 1
         for k in range(lstm.num_layers):
-            outs = []
+            outs, bufs = [], []
             for d in range(D):
                 w = layer_weights(lstm, k, d, torch.float32)
                 H = w.hidden_size
                 G = work.get("gates", min(T, BLOCK), B, 4 * H)
-                C = work.get("cells", T, B, H)
-                Hs = work.get(f"hidden{n_layers % 3}", T, B, H)  # not the inputs' buffers
-                n_layers += 1
+                C = work.get("cells", min(T, BLOCK) + 1, B, H)
+                if D == 1 and x_buf is not None and x.shape[1] == H:
+                    name = x_buf  # in place: a block's outputs overwrite inputs already read
+                else:  # a buffer holding neither the inputs nor the other direction's outputs
+                    name = next(f"hidden{i}" for i in range(3)
+                                if f"hidden{i}" not in (x_buf, *bufs))
+                bufs.append(name)
+                Hs = work.get(name, T, B, H)
                 # every step's series in the store's dtype, converted block by block while
                 # the block is in cache: (T·B, 6H) as i, f, o, g, c, h
                 out = work.get_typed("series", dtype, T * B, 6 * H)
@@ -214,7 +222,7 @@ def trace_lanes(parts, names: dict[int, str], toks: torch.Tensor, doc_s: np.ndar
                 def done(t0: int, t1: int, G=G, C=C, Hs=Hs, H=H, out=out) -> None:
                     rows = out[t0 * B:t1 * B]
                     rows[:, :4 * H].copy_(G[:t1 - t0].view(-1, 4 * H))
-                    rows[:, 4 * H:5 * H].copy_(C[t0:t1].view(-1, H))
+                    rows[:, 4 * H:5 * H].copy_(C[1:t1 - t0 + 1].view(-1, H))
                     rows[:, 5 * H:].copy_(Hs[t0:t1].view(-1, H))
 
                 x_d = x if d == 0 else x.index_select(0, lanes.flip())
@@ -226,4 +234,5 @@ def trace_lanes(parts, names: dict[int, str], toks: torch.Tensor, doc_s: np.ndar
                 h = Hs.view(T * B, H)
                 outs.append(h if d == 0 else h.index_select(0, lanes.flip()))
             x = outs[0] if D == 1 else torch.cat(outs, 1)  # (T·B, D·H), input order
+            x_buf = bufs[0] if D == 1 else None
     return x, lanes
