@@ -203,3 +203,13 @@ def test_next_token_scores_in_slices_give_the_same_predictions(tmp_path, monkeyp
         np.testing.assert_allclose(
             np.asarray(st["predictions/next_token_probability"][doc.start:doc.end]),
             p.max(-1).values.numpy(), atol=1e-5)
+
+
+def test_the_command_line_chunk_default_is_the_library_default():
+    import inspect
+
+    from lstmlens.cli_index import index_cmd
+    from lstmlens.store_index import DEFAULT_CHUNK, index_corpus
+
+    assert inspect.signature(index_cmd).parameters["chunk"].default == DEFAULT_CHUNK
+    assert inspect.signature(index_corpus).parameters["chunk_tokens"].default == DEFAULT_CHUNK

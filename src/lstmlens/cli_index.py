@@ -26,7 +26,7 @@ def index_cmd(
         help="Explanation methods to store per token, comma-separated (e.g. cd,lrp).")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Documents per forward pass.")] = 128,
     chunk: Annotated[int, typer.Option(min=16, help="Tokens per store chunk (unit of work).")
-                     ] = 8192,
+                     ] = 16384,  # store_index.DEFAULT_CHUNK (not imported: it loads torch)
     text_column: Annotated[str, typer.Option(help="Text column (.csv/.tsv) or key (.jsonl).")
                            ] = "text",
     workers: Annotated[int | None, typer.Option(

@@ -45,7 +45,7 @@ from .store_data import data_format, file_sha256, iter_documents
 
 DTYPES = ("float16", "float32")
 COMPRESSIONS = ("none", "lz4", "zstd")
-DEFAULT_CHUNK = 8192
+DEFAULT_CHUNK = 16384  # tokens per chunk: more documents share one pass (docs/benchmarks.md)
 
 
 def _versions() -> dict[str, str]:
