@@ -216,7 +216,8 @@ def run(quick: bool = False) -> tuple[str, str]:
               "every gate, cell and hidden state of both layers stored as float16, "
               "uncompressed (the default; `--compression lz4` saves ~20 % of the disk on "
               "these untrained gates), hidden states also unit-major, plus "
-              "next-character predictions. Documents: text lines of 6–40 words. The machine "
-              "is shared with other jobs, so absolute times are noisy."]
+              "next-character predictions; chunks of 16,384 tokens (the default), each "
+              "chunk's documents packed into lanes. Documents: text lines of 6–40 words. The "
+              "machine is shared with other jobs, so absolute times are noisy."]
     return f"corpus stores (2-layer LM, 128 units, float16, {small:,} and {big:,} tokens)", \
         "\n".join(lines)
