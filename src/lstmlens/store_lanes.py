@@ -7,9 +7,10 @@ and one time-major pass of ``T`` steps runs all lanes at once: at the step where
 begins, its lane's state is reset to zero, so every document gets the states it would get
 alone. A backward direction runs the same lanes with every document reversed in its place.
 Per step: one ``h W_hh`` product for all lanes, and elementwise work in place in reused
-buffers (fresh memory costs page faults). Each layer's series are gathered, already in the
-store's dtype, straight into the chunk buffers; only the outputs feeding the next layer
-are kept.
+buffers (fresh memory costs page faults). Steps run in blocks of ``BLOCK``: the block's
+input projection, its steps, then its values converted to the store's dtype while they are
+still in cache; after the layer, one gather per series puts the chunk's tokens into the
+chunk buffers. Only the outputs feeding the next layer are kept in float32.
 
 This path serves every token model whose LSTMs have no projection (language models and
 classifiers, one or two directions); others are padded per batch.
@@ -25,7 +26,7 @@ import torch
 
 from .weights import DIRECTIONS, LayerWeights, layer_weights
 
-MAX_LANES = 256  # lanes per pass: wider steps stop paying off (one h W_hh of 256 rows)
+MAX_LANES = 256  # lanes per pass at most (bounds the width of a step)
 MIN_LANES = 4  # below this, the engine's padded batches (fused kernel) are faster (measured)
 STEP_COST = 20  # a step's fixed cost (Python, dispatch) in lane-steps of work (from profiles)
 
@@ -63,10 +64,10 @@ def _pack(lens: np.ndarray, order: list[int], B: int) -> tuple[np.ndarray, np.nd
 def plan_lanes(lens: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Lane and starting step of every document of lengths ``lens`` (each ≥ 1), the lane
     count ``B`` and the steps ``T``. Documents go longest first, each onto the lane that is
-    shortest so far. ``B`` is chosen, from as many lanes as the documents fill down to the
-    longest document's length and a few more, for the least estimated cost
-    ``T · (B + STEP_COST)``: more lanes than that leave lanes idle, fewer make a lane hold
-    two long documents end to end and double ``T``."""
+    shortest so far. ``B`` is the candidate of least estimated cost ``T · (B + STEP_COST)``
+    among a few counts from the fewest lanes that could hold the documents within the
+    longest one's length upwards: more lanes leave lanes idle at the end, fewer make a
+    lane hold two long documents end to end and double ``T``."""
     total, longest = int(lens.sum()), int(lens.max())
     B0 = -(-total // longest)  # lanes as full as the longest document: T ≥ longest anyway
     cap = min(MAX_LANES, len(lens))
