@@ -45,6 +45,7 @@ UNIT_BLOCK = 262144  # steps per chunk of the unit-major index (one unit's row: 
 BATCH_SLOTS = 8192  # at most this many padded steps per forward pass (bounds memory)
 SAT_LOW, SAT_HIGH = 0.1, 0.9
 HEAD_SLICE = 1 << 22  # next-token scores computed at once (16 MB in float32)
+HEAD_ROWS = 4096  # and at most this many states at once
 _TORCH_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
@@ -293,10 +294,10 @@ def _next_tokens(parts, bufs, K: int, rows: torch.Tensor, top: torch.Tensor,
                  at: torch.Tensor) -> None:
     """The most likely next token and its probability after each of the states
     ``top[at]`` (n, H), into chunk rows ``rows``; the (n, vocabulary) scores a slice of
-    rows (at most 4,096) at a time, so a large vocabulary costs no more memory than
+    rows (at most ``HEAD_ROWS``) at a time, so a large vocabulary costs no more memory than
     ``HEAD_SLICE`` scores."""
     n = len(at)
-    step = max(1, min(4096, HEAD_SLICE // parts.head.out_features))
+    step = max(1, min(HEAD_ROWS, HEAD_SLICE // parts.head.out_features))
     best, arg = torch.empty(n), torch.empty(n, dtype=torch.long)
     for i in range(0, n, step):
         top_h = top.index_select(0, at[i:i + step])  # (rows, H)
@@ -320,8 +321,6 @@ def _compute_batch(model, parts, names, per_step: bool, methods, dtype, bufs, K:
     gstart = doc_s + t0  # (B,)
     lo = np.clip(a - gstart, 0, None)
     hi = np.minimum(lens, b - gstart)
-    spans = [(r, int(lo[r]), int(hi[r]), int(gstart[r] + lo[r] - a))
-             for r in np.flatnonzero(hi > lo).tolist()]
     # (row in batch, step) of every token inside [a, b), and its row in the chunk
     bi = np.repeat(np.arange(B), np.maximum(hi - lo, 0))
     ti = np.concatenate([np.arange(x0, x1) for x0, x1 in zip(lo, hi, strict=True)])
@@ -329,6 +328,8 @@ def _compute_batch(model, parts, names, per_step: bool, methods, dtype, bufs, K:
     rows = torch.from_numpy(gstart[bi] + ti - a)  # (n,) into the chunk
     f32 = torch.float32
     if states:
+        spans = [(r, int(lo[r]), int(hi[r]), int(gstart[r] + lo[r] - a))
+                 for r in np.flatnonzero(hi > lo).tolist()]
         _batch_states(parts, names, per_step, dtype, bufs, K, L, spans, ids, bi, flat, rows)
     for m in methods:
         from .explaining import explain

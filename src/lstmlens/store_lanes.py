@@ -105,15 +105,6 @@ BLOCK = 16  # steps per input projection: its gates are still in cache when the 
 IFOG = ("input_gate", "forget_gate", "output_gate", "cell_candidate")  # the order inside
 
 
-def _ifog(w: LayerWeights) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """W_ih, W_hh and b with the gate blocks reordered from i, f, g, o to i, f, o, g (the
-    three sigmoid gates side by side: one σ and one tanh call per step)."""
-    H = w.hidden_size
-    order = torch.cat([torch.arange(2 * H), torch.arange(3 * H, 4 * H),
-                       torch.arange(2 * H, 3 * H)])
-    return w.w_ih[order], w.w_hh[order], w.bias[order]
-
-
 def _run(x: torch.Tensor, w: LayerWeights, resets: list[torch.Tensor | None],
          G: torch.Tensor, C: torch.Tensor, Hs: torch.Tensor, done) -> None:
     """One layer over lanes: x (T, B, in) → hidden states Hs (T, B, H) in place, and per
@@ -125,7 +116,7 @@ def _run(x: torch.Tensor, w: LayerWeights, resets: list[torch.Tensor | None],
     T, B, _ = x.shape
     H = w.hidden_size
     H3 = 3 * H
-    w_ih, w_hh, bias = _ifog(w)
+    w_ih, w_hh, bias = w.sigmoids_first()
     w_xt, w_ht = w_ih.t(), w_hh.t()  # (in, 4H), (H, 4H)
     tanh_c = torch.empty(B, H)
     g_all, sig, cand = G.unbind(0), G[..., :H3].unbind(0), G[..., H3:].unbind(0)
@@ -203,7 +194,7 @@ def trace_lanes(parts, names: dict[int, str], toks: torch.Tensor, doc_s: np.ndar
         prefix = names[id(lstm)]
         D = 2 if lstm.bidirectional else 1
         for k in range(lstm.num_layers):
-            outs, bufs = [], []
+            outs, held = [], []  # this layer's output buffers, per direction
             for d in range(D):
                 w = layer_weights(lstm, k, d, torch.float32)
                 H = w.hidden_size
@@ -213,8 +204,8 @@ def trace_lanes(parts, names: dict[int, str], toks: torch.Tensor, doc_s: np.ndar
                     name = x_buf  # in place: a block's outputs overwrite inputs already read
                 else:  # a buffer holding neither the inputs nor the other direction's outputs
                     name = next(f"hidden{i}" for i in range(3)
-                                if f"hidden{i}" not in (x_buf, *bufs))
-                bufs.append(name)
+                                if f"hidden{i}" not in (x_buf, *held))
+                held.append(name)
                 Hs = work.get(name, T, B, H)
                 # every step's series in the store's dtype, converted block by block while
                 # the block is in cache: (T·B, 6H) as i, f, o, g, c, h
@@ -235,5 +226,5 @@ def trace_lanes(parts, names: dict[int, str], toks: torch.Tensor, doc_s: np.ndar
                 h = Hs.view(T * B, H)
                 outs.append(h if d == 0 else h.index_select(0, lanes.flip()))
             x = outs[0] if D == 1 else torch.cat(outs, 1)  # (T·B, D·H), input order
-            x_buf = bufs[0] if D == 1 else None
+            x_buf = held[0] if D == 1 else None
     return x, lanes

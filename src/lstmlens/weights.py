@@ -34,6 +34,14 @@ class LayerWeights:
     def output_size(self) -> int:
         return self.w_hr.shape[0] if self.w_hr is not None else self.hidden_size
 
+    def sigmoids_first(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(W_ih, W_hh, b)`` with the gate blocks reordered from i, f, g, o to i, f, o, g:
+        the three sigmoid gates side by side, so a step needs one σ and one tanh call."""
+        H = self.hidden_size
+        order = torch.cat([torch.arange(2 * H), torch.arange(3 * H, 4 * H),
+                           torch.arange(2 * H, 3 * H)])
+        return self.w_ih[order], self.w_hh[order], self.bias[order]
+
     def gate(self, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(W_x, W_h, b)`` of one gate by its seed name, e.g. ``gate("forget_gate")``."""
         k = GATES.index(name)

@@ -82,8 +82,7 @@ def run_layer(x: torch.Tensor, w, keep_xg: bool = False) -> LayerPass:
     T, _, B = x.shape
     H, P = w.hidden_size, w.output_size
     H2, H3 = 2 * H, 3 * H
-    order = torch.cat([torch.arange(H2), torch.arange(H3, 4 * H), torch.arange(H2, H3)])
-    w_ih, w_hh, bias = w.w_ih[order], w.w_hh[order], w.bias[order]  # gates i, f, o, g
+    w_ih, w_hh, bias = w.sigmoids_first()  # gates i, f, o, g
     G = torch.matmul(w_ih, x)  # (T, 4H, B)
     xg = G[:, H3:].clone() if keep_xg else None  # (T, H, B)
     G.add_(bias[:, None])
