@@ -127,3 +127,25 @@ def test_sign_of_zero_is_plus_one():
     from lstmlens.methods.lrp_core import _stab
     z = torch.tensor([0.0, -0.0, -2.0, 3.0], dtype=torch.float64)
     assert _stab(z, 1e-3).tolist() == [1e-3, 1e-3, -2.001, 3.001]
+
+
+def test_repeated_explanations_reuse_memory_without_mixing_results():
+    """``explain`` keeps LRP's forward series in a per-thread workspace: a second call (on
+    other sentences, a bidirectional 2-layer model) reuses the memory, and neither the
+    first result nor a fresh-memory rerun changes."""
+    from lstmlens.explaining import explain
+    from lstmlens.methods.lrp import KEEP_BYTES
+    from lstmlens.workspace import thread_workspace
+    model, ids, _ = _padded_model_and_ids()
+    work = thread_workspace("lrp", KEEP_BYTES)
+    first = explain(model, ids, "lrp")
+    kept = first.scores.clone()
+    kept_bytes = work.kept_bytes
+    assert kept_bytes > 0
+    other = explain(model, ids.flip(1), "lrp")
+    assert work.kept_bytes == kept_bytes  # the same buffers again
+    assert torch.equal(first.scores, kept)
+    work.clear()
+    again = explain(model, ids.flip(1), "lrp")  # fresh memory
+    assert torch.equal(other.scores, again.scores)
+    assert torch.equal(explain(model, ids, "lrp").scores, kept)

@@ -17,11 +17,11 @@ from lstmlens.store_lanes import (
     MIN_LANES,
     STEP_COST,
     Lanes,
-    Workspace,
     lanes_apply,
     plan_lanes,
     trace_lanes,
 )
+from lstmlens.workspace import Workspace
 
 
 @given(st.lists(st.integers(1, 60), min_size=1, max_size=300))
@@ -118,15 +118,6 @@ def test_layouts_mirror_each_document():
     ends = np.cumsum(lens) - 1
     starts = ends - lens + 1
     np.testing.assert_array_equal(lanes.rpos[ends], lanes.pos[starts])
-
-
-def test_workspace_is_reused_and_grown():
-    w = Workspace()
-    a = w.get("g", 4, 5)
-    b = w.get("g", 2, 3)
-    assert a.data_ptr() == b.data_ptr()  # smaller: the same memory
-    c = w.get("g", 10, 10)
-    assert c.shape == (10, 10) and c.numel() == 100
 
 
 def test_lanes_serve_token_models_without_projections():

@@ -38,8 +38,9 @@ from .store import (
     write_json_atomic,
 )
 from .store_data import file_sha256
-from .store_lanes import Workspace, lanes_apply, trace_lanes
+from .store_lanes import lanes_apply, trace_lanes
 from .weights import DIRECTIONS
+from .workspace import Workspace
 
 UNIT_BLOCK = 262144  # steps per chunk of the unit-major index (one unit's row: few reads)
 BATCH_SLOTS = 8192  # at most this many padded steps per forward pass (bounds memory)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .weights import DIRECTIONS, LayerWeights, layer_weights
+from .workspace import Workspace
 
 MAX_LANES = 256  # lanes per pass at most (bounds the width of a step)
 MIN_LANES = 4  # below this, the engine's padded batches (fused kernel) are faster (measured)
@@ -81,24 +82,6 @@ def plan_lanes(lens: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
             best = (cost, lane, start, B, T)
     _, lane, start, B, T = best
     return lane, start, B, T
-
-
-class Workspace:
-    """Buffers of one chunk's pass (float32 unless said), grown when needed and reused
-    across chunks."""
-
-    def __init__(self) -> None:
-        self._bufs: dict[str, torch.Tensor] = {}
-
-    def get(self, name: str, *shape: int) -> torch.Tensor:
-        return self.get_typed(name, torch.float32, *shape)
-
-    def get_typed(self, name: str, dtype: torch.dtype, *shape: int) -> torch.Tensor:
-        n = int(np.prod(shape))
-        buf = self._bufs.get(name)
-        if buf is None or buf.numel() < n or buf.dtype != dtype:
-            buf = self._bufs[name] = torch.empty(n, dtype=dtype)
-        return buf[:n].view(*shape)
 
 
 BLOCK = 16  # steps per input projection: its gates are still in cache when the steps run

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from ..weights import layer_weights
+from ..workspace import Workspace
 
 
 def _sgn(z: torch.Tensor) -> torch.Tensor:
@@ -72,24 +73,37 @@ class LayerPass:
     w_hr: torch.Tensor | None  # (P, H)
 
 
-def run_layer(x: torch.Tensor, w, keep_xg: bool = False) -> LayerPass:
+def _buffers(work: Workspace | None, prefix: str, like: torch.Tensor):
+    """``new(role, *shape)``: an uninitialised tensor like ``like``'s dtype and device, from
+    ``work`` (named ``prefix + role``) when given, else fresh."""
+    if work is None:
+        return lambda role, *shape: like.new_empty(shape)
+    return lambda role, *shape: work.get(prefix + role, *shape, dtype=like.dtype,
+                                         device=like.device)
+
+
+def run_layer(x: torch.Tensor, w, keep_xg: bool = False, work: Workspace | None = None,
+              name: str = "") -> LayerPass:
     """Run one layer and direction with weights ``w`` on ``x`` (T, in, B) from zero states.
 
     One input projection for all steps, then per step one ``W_hh h`` product and six
     elementwise operations written straight into the series' buffers. ``keep_xg``: keep
-    W_g,x x_t (for relevance summed over each input vector).
+    W_g,x x_t (for relevance summed over each input vector). ``work``: take the buffers from
+    this workspace, under names starting with ``name`` (then the pass is valid until the
+    same names are asked for again).
     """
     T, _, B = x.shape
     H, P = w.hidden_size, w.output_size
     H2, H3 = 2 * H, 3 * H
+    new = _buffers(work, name, x)
     w_ih, w_hh, bias = w.sigmoids_first()  # gates i, f, o, g
-    G = torch.matmul(w_ih, x)  # (T, 4H, B)
-    xg = G[:, H3:].clone() if keep_xg else None  # (T, H, B)
+    G = torch.matmul(w_ih, x, out=new("gates", T, 4 * H, B))  # (T, 4H, B)
+    xg = new("xg", T, H, B).copy_(G[:, H3:]) if keep_xg else None  # (T, H, B)
     G.add_(bias[:, None])
-    IG, C = x.new_empty(T, H, B), x.new_empty(T, H, B)
-    Hs = x.new_empty(T, P, B)
-    M = x.new_empty(T, H, B) if w.w_hr is not None else None
-    tanh_c = x.new_empty(H, B)
+    IG, C = new("ig", T, H, B), new("c", T, H, B)
+    Hs = new("h", T, P, B)
+    M = new("m", T, H, B) if w.w_hr is not None else None
+    tanh_c = new("tanh_c", H, B)
     # per-step views made once: (4H, B) blocks and their gate slices
     g_all, sig, z_g = G.unbind(0), G[:, :H3].unbind(0), G[:, H3:].unbind(0)
     i_g, f_g, o_g = G[:, :H].unbind(0), G[:, H:H2].unbind(0), G[:, H2:H3].unbind(0)
@@ -137,8 +151,11 @@ class LRPForward:
 
 
 def lrp_forward(parts, x: torch.Tensor, lengths: torch.Tensor,
-                dtype: torch.dtype = torch.float32) -> LRPForward:
-    """Run the model described by ``parts`` on ``x`` with LRP's own LSTM loop, in ``dtype``."""
+                dtype: torch.dtype = torch.float32, work: Workspace | None = None
+                ) -> LRPForward:
+    """Run the model described by ``parts`` on ``x`` with LRP's own LSTM loop, in ``dtype``.
+    ``work``: keep the layers' series in this workspace's buffers (the pass is then valid
+    until the next one that uses it)."""
     with torch.no_grad():
         emb = parts.embed(x).to(dtype)  # (B, T, E)
         B, T, _ = emb.shape
@@ -155,7 +172,8 @@ def lrp_forward(parts, x: torch.Tensor, lengths: torch.Tensor,
                 for d in range(D):
                     run = run_layer(h if d == 0 else reverse_steps(h, L),
                                     layer_weights(lstm, k, d, dtype),
-                                    keep_xg=tokens and not layers and k == 0)
+                                    keep_xg=tokens and not layers and k == 0, work=work,
+                                    name=f"{len(layers)}.{k}.{d}.")
                     runs.append(run)
                     outs.append(run.h if d == 0 else reverse_steps(run.h, L))
                 per_layer.append(runs)
