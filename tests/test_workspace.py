@@ -45,3 +45,19 @@ def test_each_thread_has_its_own():
     th.start()
     th.join()
     assert seen[0] is not mine
+
+
+def test_memo_keeps_views_of_its_buffers_only():
+    w = Workspace()
+    g = w.get("g", 3, 4)
+    steps = w.memo("steps", g, torch.Tensor.unbind)
+    assert w.memo("steps", w.get("g", 3, 4), torch.Tensor.unbind) is steps  # same view: kept
+    assert w.memo("steps", w.get("g", 4, 3), torch.Tensor.unbind) is not steps  # other shape
+    outside = torch.empty(3, 4)
+    assert w.memo("steps", outside, torch.Tensor.unbind) is not w.memo(
+        "steps", outside, torch.Tensor.unbind)  # not a buffer: made each time, not kept
+    steps[1].fill_(7.0)
+    assert (w.get("g", 3, 4)[1] == 7.0).all()  # the views are the buffer's memory
+    big = w.get("g", 10, 10)  # regrown: views of the old buffer are dropped
+    again = w.memo("steps", w.get("g", 3, 4), torch.Tensor.unbind)
+    assert again is not steps and again[0].data_ptr() == big.data_ptr()

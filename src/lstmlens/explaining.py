@@ -174,7 +174,8 @@ def explain(model: Any, inputs: Any, method: str = "cd", target: Any = None,
         offset = None
         if parts.preprocess is not None:  # e.g. the forecaster's window relative to its level
             x, offset = parts.preprocess(x, L)
-        parts.model.eval()
+        if any(m.training for m in parts.model.modules()):
+            parts.model.eval()
         own = getattr(m, "forward_logits", None)  # a method with its own forward pass (LRP)
         with torch.no_grad():
             logits = own(parts, x, L, dtype) if own is not None else None

@@ -84,14 +84,13 @@ class ModelParts:
         """Pooled state (B, H·D) and attention weights (B, T) or None."""
         B, T, _ = h.shape
         L = lengths if lengths is not None else torch.full((B,), T)
-        mask = torch.arange(T)[None, :] < L[:, None]
         if self.pooling == "last":  # the output sequence at the last valid step
             return h[torch.arange(B), L - 1], None
         if self.pooling == "final":  # the final states h_n: backward half at step 0
             Hd = h.shape[-1] // (2 if bidirectional else 1)
             last = h[torch.arange(B), L - 1, :Hd]
             return (torch.cat([last, h[:, 0, Hd:]], 1) if bidirectional else last), None
-        return self.pooling(h, mask)
+        return self.pooling(h, torch.arange(T)[None, :] < L[:, None])  # mask (B, T)
 
 
 def _get(module: nn.Module, name: str | None, what: str) -> Any:

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
+
+R = TypeVar("R")
+MEMO_SIZE = 256  # memoised views at most (the memo is cleared when full)
 
 
 class Workspace:
@@ -25,6 +30,8 @@ class Workspace:
     def __init__(self, limit: int | None = None) -> None:
         self.limit = limit
         self._bufs: dict[str, torch.Tensor] = {}
+        self._memo: dict[tuple, Any] = {}
+        self._ptrs: set[int] = set()  # the buffers' storage addresses
 
     @property
     def kept_bytes(self) -> int:
@@ -43,13 +50,31 @@ class Workspace:
                 if others + n * dtype.itemsize > self.limit:
                     return torch.empty(shape, dtype=dtype, device=device)  # not kept
             buf = self._bufs[name] = torch.empty(n, dtype=dtype, device=device)
+            self._ptrs = {b.untyped_storage().data_ptr() for b in self._bufs.values()}
+            self._memo.clear()  # views of the buffer replaced would keep it alive
         return buf[:n].view(*shape)
+
+    def memo(self, tag: str, base: torch.Tensor, make: Callable[[torch.Tensor], R]) -> R:
+        """``make(base)``, kept and given again for a later ``base`` that is the same view of
+        the same buffer: for lists of per-step views, which cost a microsecond each to make.
+        ``base`` not in one of this workspace's buffers: ``make(base)``, not kept."""
+        if base.untyped_storage().data_ptr() not in self._ptrs:
+            return make(base)
+        key = (tag, base.data_ptr(), tuple(base.shape), base.stride(), base.dtype)
+        hit = self._memo.get(key)
+        if hit is None:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            hit = self._memo[key] = make(base)
+        return hit
 
     def get_typed(self, name: str, dtype: torch.dtype, *shape: int) -> torch.Tensor:
         return self.get(name, *shape, dtype=dtype)
 
     def clear(self) -> None:
         self._bufs.clear()
+        self._memo.clear()
+        self._ptrs.clear()
 
 
 _LOCAL = threading.local()

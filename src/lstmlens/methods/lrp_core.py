@@ -71,6 +71,12 @@ class LayerPass:
     w_h: torch.Tensor  # (H, P) W_g,h
     b: torch.Tensor  # (H,) b_g
     w_hr: torch.Tensor | None  # (P, H)
+    work: Workspace | None = None  # the workspace holding the series, if one does
+
+
+def _steps(work: Workspace | None, tag: str, base: torch.Tensor, make):
+    """``make(base)`` (per-step views of ``base``), memoised by ``work`` when given."""
+    return make(base) if work is None else work.memo(tag, base, make)
 
 
 def _buffers(work: Workspace | None, prefix: str, like: torch.Tensor):
@@ -104,26 +110,29 @@ def run_layer(x: torch.Tensor, w, keep_xg: bool = False, work: Workspace | None 
     Hs = new("h", T, P, B)
     M = new("m", T, H, B) if w.w_hr is not None else None
     tanh_c = new("tanh_c", H, B)
-    # per-step views made once: (4H, B) blocks and their gate slices
-    g_all, sig, z_g = G.unbind(0), G[:, :H3].unbind(0), G[:, H3:].unbind(0)
-    i_g, f_g, o_g = G[:, :H].unbind(0), G[:, H:H2].unbind(0), G[:, H2:H3].unbind(0)
-    ig, c, h = IG.unbind(0), C.unbind(0), Hs.unbind(0)
+    # per-step views: (4H, B) blocks and their gate slices (kept by the workspace)
+    g_all, sig, z_g, i_g, f_g, o_g = _steps(work, "gates", G, lambda G: (
+        G.unbind(0), G[:, :H3].unbind(0), G[:, H3:].unbind(0), G[:, :H].unbind(0),
+        G[:, H:H2].unbind(0), G[:, H2:H3].unbind(0)))
+    ig, c, h = (_steps(work, "steps", s, torch.Tensor.unbind) for s in (IG, C, Hs))
+    tanh, mul, addcmul = torch.tanh, torch.mul, torch.addcmul
     for t in range(T):
         if t:
             g_all[t].addmm_(w_hh, h[t - 1])
-        sig[t].sigmoid_()
-        torch.tanh(z_g[t], out=ig[t]).mul_(i_g[t])  # i ⊙ g; z_g stays in G
-        if t:
-            torch.addcmul(ig[t], f_g[t], c[t - 1], out=c[t])  # + f ⊙ c_{t−1}
-        else:
-            c[0].copy_(ig[0])
-        torch.tanh(c[t], out=tanh_c)
+            sig[t].sigmoid_()
+            tanh(z_g[t], out=ig[t]).mul_(i_g[t])  # i ⊙ g; z_g stays in G
+            addcmul(ig[t], f_g[t], c[t - 1], out=c[t])  # + f ⊙ c_{t−1}
+        else:  # from zero states
+            sig[0].sigmoid_()
+            tanh(z_g[0], out=c[0]).mul_(i_g[0])
+            ig[0].copy_(c[0])
+        tanh(c[t], out=tanh_c)
         if M is None:
-            torch.mul(o_g[t], tanh_c, out=h[t])  # o ⊙ tanh c
+            mul(o_g[t], tanh_c, out=h[t])  # o ⊙ tanh c
         else:
-            torch.mm(w.w_hr, torch.mul(o_g[t], tanh_c, out=M[t]), out=h[t])
+            torch.mm(w.w_hr, mul(o_g[t], tanh_c, out=M[t]), out=h[t])
     return LayerPass(x, G, IG, C, Hs, M, xg, w.w_ih[H2:H3], w.w_hh[H2:H3], w.bias[H2:H3],
-                     w.w_hr)
+                     w.w_hr, work)
 
 
 def reverse_steps(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -223,13 +232,16 @@ def _relevance_fast(p: LayerPass, arrivals: list, eps: float, inputs: bool) -> t
     w_ht = p.w_h.t()  # (P, H)
     r = p.c.new_zeros(H, B)
     back = p.c.new_empty(H, B)
-    q, k, h = Q.unbind(0), K_c.unbind(0), p.h.unbind(0)
-    for t in range(T - 1, -1, -1):
+    q, k, h = (_steps(p.work, "steps", s, torch.Tensor.unbind) for s in (Q, K_c, p.h))
+    mm = torch.mm
+    for t in range(T - 1, 0, -1):
         if arrivals[t] is not None:
             r += arrivals[t]
         q[t].mul_(r)  # (H, B) relevance of z_g over z_g
-        if t:
-            r.mul_(k[t]).addcmul_(h[t - 1], torch.mm(w_ht, q[t], out=back))
+        r.mul_(k[t]).addcmul_(h[t - 1], mm(w_ht, q[t], out=back))
+    if arrivals[0] is not None:
+        r += arrivals[0]
+    q[0].mul_(r)
     if inputs:
         return torch.matmul(p.w_x.t(), Q).mul_(p.x)  # (T, in, B)
     return Q.mul_(_input_share(p)).sum(1)  # Σ_e x_e Σ_j W_je q_j = Σ_j q_j (W x)_j, (T, B)
@@ -284,6 +296,10 @@ def _point_arrivals(steps: torch.Tensor, values: torch.Tensor, T: int) -> list:
     (B, P) arriving at processing step ``steps`` (B,)."""
     arrivals: list = [None] * T
     vt = values.t()  # (P, B)
+    first, last = steps.aminmax()
+    if first == last:  # one step for all (full-length sequences)
+        arrivals[int(first)] = vt
+        return arrivals
     for t in steps.unique().tolist():
         arrivals[t] = vt * (steps == t)
     return arrivals
