@@ -84,3 +84,21 @@ def test_final_state_pooling_and_grid_equals_rows():
     got = d.relevant[torch.arange(len(rows)), att.target[rows]]
     want = att.scores[rows, torch.tensor([s[1] for s in spans[:-1]])]
     assert (got - want).abs().max() <= 1e-12
+
+
+@pytest.mark.parametrize("pooling", ["last", "attention"])
+def test_repeated_calls_reuse_buffers_without_stale_values(pooling):
+    """The per-step buffers are kept per thread between calls; a call after a larger one
+    (stale values beyond its rows) gives exactly what it gives in a fresh process state."""
+    from lstmlens.workspace import thread_workspace
+    torch.manual_seed(6)
+    model = LSTMClassifier(ClassifierConfig(num_classes=3, vocab_size=25, embedding_dim=5,
+                                            hidden_sizes=[6], bidirectional=True,
+                                            pooling=pooling)).eval()
+    small = torch.randint(1, 25, (2, 5))
+    big = torch.randint(1, 25, (6, 11))
+    thread_workspace("cd").clear()
+    first = explain(model, small, "cd").scores.clone()
+    explain(model, big, "cd")  # fills the buffers with other values
+    again = explain(model, small, "cd").scores
+    assert torch.equal(first, again)

@@ -22,6 +22,9 @@ from torch import nn
 
 from ..engine import reverse_within, trace_lstm
 from ..weights import DIRECTIONS, layer_weights
+from ..workspace import thread_workspace
+
+KEEP_BYTES = 64 << 20  # CD's per-step buffers are kept per thread up to this size
 
 
 def _activate3(z: torch.Tensor, H: int) -> torch.Tensor:
@@ -117,17 +120,22 @@ def cd_direction(
     Zi, Zf, Zg = zB[:H], zB[H:2 * H], zB[2 * H:]
     ZiZg = (Zi * Zg)[None]  # (1, H)
     whr = w.w_hr.t() if w.w_hr is not None else None
+    # work space, reused from step to step and call to call (fresh memory costs page faults)
+    work = thread_workspace("cd", KEEP_BYTES)
+
+    def buf(name: str, *shape: int) -> torch.Tensor:
+        return work.get(name, *shape, dtype=table.dtype, device=table.device)
+
     if read is None:
         out = table.new_empty(T, S, P)  # β, time-major; a slot's state at t−1 is out[t − 1]
-        zero = table.new_zeros(S, P)  # the state before the first step
+        zero = buf("zero", S, P).zero_()  # the state before the first step
     else:
-        bh, bh_next = table.new_zeros(S, P), table.new_zeros(S, P)  # β, double-buffered
-        final = table.new_zeros(S, P)
+        bh, bh_next = buf("bh", S, P).zero_(), buf("bh_next", S, P).zero_()  # β, 2 buffers
+        final = buf("final", S, P).zero_()
         slot_read = torch.where(slot_row >= 0, read[rows], -1)  # (S,)
-    bc, bc_next = table.new_zeros(S, H), table.new_zeros(S, H)  # β^c, double-buffered
-    # per-step work space, reused (fresh memory each step would cost page faults)
-    a_buf, zb_buf, R_buf = (table.new_empty(S, 3 * H) for _ in range(3))
-    tg_buf = table.new_empty(S, H)
+    bc, bc_next = buf("bc", S, H).zero_(), buf("bc_next", S, H).zero_()  # β^c, 2 buffers
+    a_buf, zb_buf, R_buf = (buf(name, S, 3 * H) for name in ("a", "zb", "R"))
+    tg_buf = buf("tg", S, H)
     for t in range(T):
         n = n_active[t]
         if read is None:
