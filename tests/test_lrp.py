@@ -149,3 +149,20 @@ def test_repeated_explanations_reuse_memory_without_mixing_results():
     again = explain(model, ids.flip(1), "lrp")  # fresh memory
     assert torch.equal(other.scores, again.scores)
     assert torch.equal(explain(model, ids, "lrp").scores, kept)
+
+
+def test_buffers_over_the_limit_are_fresh_and_give_the_same_scores():
+    from lstmlens.explaining import explain
+    from lstmlens.methods.lrp import KEEP_BYTES
+    from lstmlens.workspace import thread_workspace
+    model, ids, _ = _padded_model_and_ids()
+    work = thread_workspace("lrp", KEEP_BYTES)
+    kept = explain(model, ids, "lrp").scores
+    work.clear()
+    work.limit = 600  # room for a few small buffers only
+    try:
+        fresh = explain(model, ids, "lrp").scores
+        assert 0 < work.kept_bytes <= 600
+    finally:
+        work.limit = KEEP_BYTES
+    assert torch.equal(kept, fresh)
