@@ -157,7 +157,8 @@ def run(quick: bool = False) -> tuple[str, str]:
         base_rate = n_base / _median(times[base_key])
         mid, lo, hi, best = _ratio(times, ours_key, base_key, n_ours, n_base)
         if goal:
-            g, shown = f"≥ {goal}×", f"**{mid:.1f}×** ({lo:.1f}–{hi:.1f}; {best:.1f}×)"
+            f = ".2f" if goal < 10 else ".1f"  # small goals: two decimals show which side
+            g, shown = f"≥ {goal}×", f"**{mid:{f}}×** ({lo:{f}}–{hi:{f}}; {best:{f}}×)"
         else:  # cost relative to the forward pass: the inverse ratio
             g, shown = "cost ≤ 5× forward", (f"**{1 / mid:.1f}× the forward's cost** "
                                             f"({1 / hi:.1f}–{1 / lo:.1f}; {1 / best:.1f}×)")

@@ -4,6 +4,8 @@ import dataclasses
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from lstmlens.explaining import explain
@@ -90,3 +92,14 @@ def test_parts_that_are_not_exact_rerun_whole(monkeypatch):
     monkeypatch.setattr(Occlusion, "_suffix", refuse)
     plain = explain(loose, ids, "occlusion").scores
     assert (plain - reuse).abs().max() <= 1e-5
+
+
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=6), st.integers(1, 4),
+       st.one_of(st.none(), st.integers(1, 3)))
+@settings(max_examples=100, deadline=None)
+def test_variants_are_every_sequence_start_and_feature_in_order(lengths, window, features):
+    from lstmlens.methods.occlusion import _variants
+    want = [(b, t, f) for b, L in enumerate(lengths) for t in range(L - window + 1)
+            for f in ([-1] if features is None else range(features))]
+    seq, start, feat = _variants(torch.tensor(lengths), window, features)
+    assert list(zip(seq.tolist(), start.tolist(), feat.tolist(), strict=True)) == want

@@ -54,6 +54,18 @@ def _sigmoids_first(w) -> _Weights:
                     w.output_size)
 
 
+def _variants(lengths: torch.Tensor, window: int, features: int | None):
+    """Every variant as (sequence, start, feature or −1), each (V,): sequence by sequence,
+    start by start, then feature by feature (``features`` None: whole steps)."""
+    n = (lengths.long() - window + 1).clamp_min(0)  # (B,) starts per sequence
+    seq = torch.repeat_interleave(torch.arange(len(n)), n)
+    start = torch.arange(len(seq)) - torch.repeat_interleave(n.cumsum(0) - n, n)
+    if features is None:
+        return seq, start, torch.full_like(seq, -1)
+    return (seq.repeat_interleave(features), start.repeat_interleave(features),
+            torch.arange(features).repeat(len(seq)))
+
+
 @register_method("occlusion")
 class Occlusion(Method):
     """f(x)[target] − f(x with inputs replaced by a baseline)[target].
@@ -75,14 +87,9 @@ class Occlusion(Method):
         base = baseline_for(ctx, baseline)
         B, T, E = inp.shape
         F = 1 if ctx.tokens_input else E
-        # variants: (sequence, start, feature or -1)
-        var = [(b, t, f) for b in range(B) for t in range(int(ctx.lengths[b]) - window + 1)
-               for f in ([-1] if ctx.tokens_input else range(F))]
-        if not var:
+        seq, start, feat = _variants(ctx.lengths, window, None if ctx.tokens_input else F)
+        if not len(seq):
             raise InputError(f"window {window} is longer than every sequence")
-        seq = torch.tensor([v[0] for v in var])
-        start = torch.tensor([v[1] for v in var])
-        feat = torch.tensor([v[2] for v in var])
         with torch.no_grad():
             full = self._full(ctx, inp, output)
             if (not getattr(ctx.parts, "exact", True)
