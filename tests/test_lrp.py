@@ -134,10 +134,9 @@ def test_repeated_explanations_reuse_memory_without_mixing_results():
     other sentences, a bidirectional 2-layer model) reuses the memory, and neither the
     first result nor a fresh-memory rerun changes."""
     from lstmlens.explaining import explain
-    from lstmlens.methods.lrp import KEEP_BYTES
     from lstmlens.workspace import thread_workspace
     model, ids, _ = _padded_model_and_ids()
-    work = thread_workspace("lrp", KEEP_BYTES)
+    work = thread_workspace("lrp")
     first = explain(model, ids, "lrp")
     kept = first.scores.clone()
     kept_bytes = work.kept_bytes
@@ -153,10 +152,9 @@ def test_repeated_explanations_reuse_memory_without_mixing_results():
 
 def test_buffers_over_the_limit_are_fresh_and_give_the_same_scores():
     from lstmlens.explaining import explain
-    from lstmlens.methods.lrp import KEEP_BYTES
-    from lstmlens.workspace import thread_workspace
+    from lstmlens.workspace import KEEP_BYTES, thread_workspace
     model, ids, _ = _padded_model_and_ids()
-    work = thread_workspace("lrp", KEEP_BYTES)
+    work = thread_workspace("lrp")
     kept = explain(model, ids, "lrp").scores
     work.clear()
     work.limit = 600  # room for a few small buffers only

@@ -2,7 +2,7 @@ import threading
 
 import torch
 
-from lstmlens.workspace import Workspace, thread_workspace
+from lstmlens.workspace import KEEP_BYTES, Workspace, thread_workspace
 
 
 def test_buffers_are_reused_and_grown():
@@ -21,7 +21,7 @@ def test_dtype_change_gives_a_new_buffer():
     a = w.get("g", 8)
     b = w.get("g", 8, dtype=torch.float64)
     assert b.dtype == torch.float64 and a.dtype == torch.float32
-    assert w.get_typed("g", torch.float64, 2, 4).data_ptr() == b.data_ptr()
+    assert w.get("g", 2, 4, dtype=torch.float64).data_ptr() == b.data_ptr()
 
 
 def test_limit_keeps_at_most_that_many_bytes():
@@ -40,6 +40,7 @@ def test_limit_keeps_at_most_that_many_bytes():
 def test_each_thread_has_its_own():
     mine = thread_workspace("t")
     assert thread_workspace("t") is mine and thread_workspace("u") is not mine
+    assert mine.limit == KEEP_BYTES  # one bound for every owner, however it is first asked
     seen = []
     th = threading.Thread(target=lambda: seen.append(thread_workspace("t")))
     th.start()

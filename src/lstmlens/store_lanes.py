@@ -192,7 +192,7 @@ def trace_lanes(parts, names: dict[int, str], toks: torch.Tensor, doc_s: np.ndar
                 Hs = work.get(name, T, B, H)
                 # every step's series in the store's dtype, converted block by block while
                 # the block is in cache: (T·B, 6H) as i, f, o, g, c, h
-                out = work.get_typed("series", dtype, T * B, 6 * H)
+                out = work.get("series", T * B, 6 * H, dtype=dtype)
 
                 def done(t0: int, t1: int, G=G, C=C, Hs=Hs, H=H, out=out) -> None:
                     rows = out[t0 * B:t1 * B]

@@ -17,6 +17,9 @@ import torch
 
 R = TypeVar("R")
 MEMO_SIZE = 256  # memoised views at most (the memo is cleared when full)
+# What a thread's workspace keeps at most (per owner: LRP's forward series, CD's step
+# buffers); beyond it, a call's buffers are fresh memory and are not kept.
+KEEP_BYTES = 64 << 20
 
 
 class Workspace:
@@ -68,9 +71,6 @@ class Workspace:
             hit = self._memo[key] = make(base)
         return hit
 
-    def get_typed(self, name: str, dtype: torch.dtype, *shape: int) -> torch.Tensor:
-        return self.get(name, *shape, dtype=dtype)
-
     def clear(self) -> None:
         self._bufs.clear()
         self._memo.clear()
@@ -80,13 +80,13 @@ class Workspace:
 _LOCAL = threading.local()
 
 
-def thread_workspace(owner: str, limit: int | None = None) -> Workspace:
-    """The calling thread's workspace for ``owner`` (made on first use, freed with the
-    thread)."""
+def thread_workspace(owner: str) -> Workspace:
+    """The calling thread's workspace for ``owner``, keeping at most ``KEEP_BYTES`` (made
+    on first use, freed with the thread)."""
     spaces = getattr(_LOCAL, "spaces", None)
     if spaces is None:
         spaces = _LOCAL.spaces = {}
     work = spaces.get(owner)
     if work is None:
-        work = spaces[owner] = Workspace(limit)
+        work = spaces[owner] = Workspace(KEEP_BYTES)
     return work

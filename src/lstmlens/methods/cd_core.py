@@ -24,8 +24,6 @@ from ..engine import reverse_within, trace_lstm
 from ..weights import DIRECTIONS, layer_weights
 from ..workspace import thread_workspace
 
-KEEP_BYTES = 64 << 20  # CD's per-step buffers are kept per thread up to this size
-
 
 def _activate3(z: torch.Tensor, H: int) -> torch.Tensor:
     """σ on the i and f blocks, tanh on the g block of (…, 3H) pre-activations, in place."""
@@ -121,7 +119,7 @@ def cd_direction(
     ZiZg = (Zi * Zg)[None]  # (1, H)
     whr = w.w_hr.t() if w.w_hr is not None else None
     # work space, reused from step to step and call to call (fresh memory costs page faults)
-    work = thread_workspace("cd", KEEP_BYTES)
+    work = thread_workspace("cd")
 
     def buf(name: str, *shape: int) -> torch.Tensor:
         return work.get(name, *shape, dtype=table.dtype, device=table.device)

@@ -8,10 +8,6 @@ from ..workspace import thread_workspace
 from . import Context, Method, register_method
 from .lrp_core import LRPForward, lrp_forward, lrp_parts
 
-# LRP's forward series are kept per thread up to this size, and reused by the next call
-# (fresh memory costs a page fault per 4 kB: a third of the time of a batch of 64 × 50)
-KEEP_BYTES = 64 << 20
-
 
 @register_method("lrp")
 class LRP(Method):
@@ -39,8 +35,9 @@ class LRP(Method):
         (so ``explain`` runs the model once); None for models LRP cannot follow."""
         if not getattr(parts, "exact", True):
             return None
-        self._forward = lrp_forward(parts, x, lengths, dtype,
-                                    work=thread_workspace("lrp", KEEP_BYTES))
+        # the series are kept per thread and reused by the next call (fresh memory costs
+        # a page fault per 4 kB)
+        self._forward = lrp_forward(parts, x, lengths, dtype, work=thread_workspace("lrp"))
         return self._forward.logits
 
     def explain(self, ctx: Context, eps: float = 1e-3, bias_factor: float = 0.0):
